@@ -1,0 +1,1 @@
+"""funfactory.model"""
