@@ -1,0 +1,67 @@
+"""`funfactory shards stats`: hours and counts by split, task and language, from the index alone,
+with a duration histogram PNG."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from funfactory.shards.index import INDEX_SCHEMA, find_indexes
+from funfactory.shards.keys import parse_shard_name
+
+
+@dataclass
+class Stats:
+    samples: int
+    hours: float
+    by: dict[str, dict[str, tuple[int, float]]]  # dimension -> value -> (count, hours)
+    durations: list[float]
+
+    def table(self) -> str:
+        lines = [f"{self.samples} samples, {self.hours:.3f} h"]
+        for dim, values in self.by.items():
+            lines.append(f"  by {dim}:")
+            for value, (count, hours) in sorted(values.items()):
+                lines.append(f"    {value or '-':<14} {count:>8} samples {hours:>10.4f} h")
+        return "\n".join(lines)
+
+
+def compute_stats(folder: str | Path) -> Stats:
+    by: dict[str, dict[str, list]] = {d: collections.defaultdict(lambda: [0, 0.0])
+                                      for d in ("split", "task", "language")}
+    durations: list[float] = []
+    for path in find_indexes(folder):
+        table = pq.read_table(path, schema=INDEX_SCHEMA, columns=["shard", "duration", "task",
+                                                                   "language"])
+        for row in table.to_pylist():
+            parsed = parse_shard_name(row["shard"])
+            values = {"split": parsed[1] if parsed else "?", "task": row["task"],
+                      "language": row["language"]}
+            for dim, value in values.items():
+                by[dim][value][0] += 1
+                by[dim][value][1] += row["duration"] / 3600
+            durations.append(row["duration"])
+    return Stats(samples=len(durations), hours=sum(durations) / 3600,
+                 by={d: {k: (c, h) for k, (c, h) in v.items()} for d, v in by.items()},
+                 durations=durations)
+
+
+def duration_histogram(stats: Stats, png: str | Path, title: str = "segment durations") -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(stats.durations, bins=min(40, max(5, len(stats.durations) // 3)), color="#3b6ea5")
+    ax.set_xlabel("duration (s)")
+    ax.set_ylabel("samples")
+    ax.set_title(f"{title}: {stats.samples} samples, {stats.hours:.2f} h")
+    fig.tight_layout()
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
