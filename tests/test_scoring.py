@@ -143,3 +143,42 @@ def test_hotword_repeated_occurrences_counted_individually():
 def test_hotword_match_respects_word_boundaries_for_latin():
     result = hotword_metrics(["we use go here"], ["we use google here"], ["go"])
     assert result.recalled == 0
+
+
+def test_report_tables_have_systems_as_columns(tmp_path):
+    from funfactory.eval import report
+
+    records = [
+        {"system": "ours", "test_set": "meeting", "condition": "offline", "rate": 0.05},
+        {"system": "whisper-base", "test_set": "meeting", "condition": "offline", "rate": 0.09},
+        {"system": "ours", "test_set": "meeting", "condition": "streaming", "rate": 0.07},
+    ]
+    table = report.pivot(records)
+    assert table.columns == ("ours", "whisper-base")
+    assert table.rows[1] == (("meeting", "streaming"), (0.07, None))
+    markdown = report.write_markdown(table, tmp_path / "wer.md", title="WER").read_text()
+    assert "| test_set | condition | ours | whisper-base |" in markdown
+    assert "| meeting | offline | **5.00** | 9.00 |" in markdown
+    assert "| meeting | streaming | 7.00 | - |" in markdown
+    csv_text = report.write_csv(table, tmp_path / "wer.csv").read_text().splitlines()
+    assert csv_text[0] == "test_set,condition,ours,whisper-base"
+    assert csv_text[2] == "meeting,streaming,0.07,"
+
+
+def test_report_plots_are_pngs(tmp_path):
+    from funfactory.eval import report
+
+    utterances = [
+        {"system": "ours", "errors": 1, "reference_tokens": 10, "duration": 1.5, "snr_db": 3.0},
+        {"system": "ours", "errors": 3, "reference_tokens": 10, "duration": 1.0, "snr_db": 18.0},
+        {"system": "ours", "errors": 0, "reference_tokens": 20, "duration": 12.0, "snr_db": None},
+    ]
+    rates = report.bucketed_rates(utterances, "duration", report.DURATION_EDGES_S, "s")
+    assert rates["ours"] == {"0-2s": pytest.approx(0.2), "10-20s": 0.0}
+    assert report.bucketed_rates(utterances, "snr_db", report.SNR_EDGES_DB, "dB")["ours"] == {
+        "0-5dB": pytest.approx(0.1), "15-20dB": pytest.approx(0.3)}
+    table = report.pivot([{"system": "ours", "test_set": "a", "condition": "clean", "rate": 0.1}])
+    for path in (report.plot_by_condition(table, tmp_path / "c.png"),
+                 report.plot_by_duration(utterances, tmp_path / "d.png"),
+                 report.plot_by_snr(utterances, tmp_path / "s.png")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
