@@ -1,0 +1,139 @@
+"""Model sizes as plain dataclasses: `tiny` (CPU tests), `nano` (0.2B + 0.6B), `full` (0.7B + 7B).
+
+Fun-ASR (section 2) pairs an audio encoder with a Qwen3 LLM: Fun-ASR-nano is a 0.2B encoder with
+a 0.6B LLM, Fun-ASR a 0.7B encoder with a 7B LLM. The encoder layers here have Qwen3's shapes
+(RMSNorm, grouped-query attention with q/k norms and RoPE, SwiGLU MLP), so the `nano` encoder can be
+initialised from the first 12 layers of a Qwen3-0.6B checkpoint (section 4.1). `LLMShape` records
+the decoder's shape so parameter counts need no checkpoint; at run time the LLM comes from
+`llm_path`, any local causal-LM folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from funfactory.errors import FunfactoryError
+
+
+@dataclass
+class FrontendConfig:
+    sample_rate: int = 16000
+    num_mel_bins: int = 80
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    low_freq: float = 20.0
+    preemph_coeff: float = 0.97
+    lfr_m: int = 7  # low frame rate: stack 7 fbank frames ...
+    lfr_n: int = 6  # ... every 6 frames: one encoder frame per 60 ms
+
+    @property
+    def encoder_frame_seconds(self) -> float:
+        return self.frame_shift_ms * self.lfr_n / 1000.0
+
+    @property
+    def feature_dim(self) -> int:
+        return self.num_mel_bins * self.lfr_m
+
+
+@dataclass
+class TransformerConfig:
+    """One stack of pre-LN transformer layers with Qwen3's parameter shapes."""
+    d_model: int = 128
+    num_layers: int = 4
+    num_heads: int = 2
+    num_kv_heads: int = 2
+    head_dim: int = 64
+    ffn_dim: int = 384
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-6
+    dropout: float = 0.0
+
+
+@dataclass
+class EncoderConfig(TransformerConfig):
+    # 0: full attention (offline only); N > 0: chunk-causal attention over chunks of N encoder
+    # frames, so streaming with a cache of the past equals offline decoding (12 x 60 ms = 720 ms).
+    chunk_frames: int = 0
+
+
+@dataclass
+class AdaptorConfig(TransformerConfig):
+    num_layers: int = 2
+    downsample: int = 2  # concatenate this many encoder frames before the layers
+
+
+@dataclass
+class LLMShape:
+    """The decoder's shape (Qwen3 fields), for meta-device counts and the tiny test LLM."""
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 2
+    num_kv_heads: int = 2
+    head_dim: int = 64
+    intermediate_size: int = 384
+    vocab_size: int = 151936
+    tie_word_embeddings: bool = True
+
+
+@dataclass
+class ModelConfig:
+    size: str = "tiny"
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    adaptor: AdaptorConfig = field(default_factory=AdaptorConfig)
+    llm: LLMShape = field(default_factory=LLMShape)
+    ctc_vocab_size: int = 0  # set from the CTC vocabulary when a model is built
+    llm_path: str | None = None  # local causal-LM folder (tokenizer + weights)
+    system_prompt: str = "You are a speech recognition model."
+    instruction: str = "Transcribe the audio."
+    ctc_weight: float = 1.0  # loss = ctc_weight * CTC + llm_weight * LLM cross-entropy
+    llm_weight: float = 1.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _tiny() -> ModelConfig:
+    return ModelConfig(
+        size="tiny",
+        encoder=EncoderConfig(d_model=128, num_layers=4, num_heads=2, num_kv_heads=2, head_dim=64,
+                              ffn_dim=384),
+        adaptor=AdaptorConfig(d_model=128, num_layers=2, num_heads=2, num_kv_heads=2,
+                              head_dim=64, ffn_dim=384, downsample=1),
+        llm=LLMShape())
+
+
+def _nano() -> ModelConfig:
+    # Encoder: Qwen3-0.6B layer shapes x 12; LLM: Qwen3-0.6B.
+    return ModelConfig(
+        size="nano",
+        encoder=EncoderConfig(d_model=1024, num_layers=12, num_heads=16, num_kv_heads=8,
+                              head_dim=128, ffn_dim=3072),
+        adaptor=AdaptorConfig(d_model=1024, num_layers=2, num_heads=16, num_kv_heads=8,
+                              head_dim=128, ffn_dim=2048, downsample=2),
+        llm=LLMShape(hidden_size=1024, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128,
+                     intermediate_size=3072, vocab_size=151936, tie_word_embeddings=True))
+
+
+def _full() -> ModelConfig:
+    # Encoder: 26 wide layers (~0.7B); LLM: the Qwen3-8B shape (7B without its embeddings).
+    return ModelConfig(
+        size="full",
+        encoder=EncoderConfig(d_model=1280, num_layers=26, num_heads=20, num_kv_heads=20,
+                              head_dim=64, ffn_dim=5120),
+        adaptor=AdaptorConfig(d_model=1280, num_layers=2, num_heads=20, num_kv_heads=20,
+                              head_dim=64, ffn_dim=2560, downsample=2),
+        llm=LLMShape(hidden_size=4096, num_layers=36, num_heads=32, num_kv_heads=8, head_dim=128,
+                     intermediate_size=12288, vocab_size=151936, tie_word_embeddings=False))
+
+
+SIZES = {"tiny": _tiny, "nano": _nano, "full": _full}
+
+
+def model_config(size: str, **overrides) -> ModelConfig:
+    """The named size's config; keyword overrides replace top-level fields."""
+    if size not in SIZES:
+        raise FunfactoryError(f"model size {size!r} is unknown; choose one of {sorted(SIZES)}")
+    return dataclasses.replace(SIZES[size](), **overrides)
+

@@ -1,0 +1,173 @@
+"""LLM decoder: a local causal LM, the prompt template, audio splicing and generation.
+
+Fun-ASR (section 2) feeds the adaptor's audio embeddings to a Qwen3 LLM between prompt text; the
+contextual (4.3) and hotword (5.5) stages put context pieces, hotword candidates and the CTC
+hypothesis into that prompt. Here the prompt is Qwen's chat format:
+
+    <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{instruction}
+    [Context: ...][Previous text: ...][Hotwords: a, b][CTC hypothesis: ...]
+    <audio><|im_end|>\\n<|im_start|>assistant\\n{transcript}<|im_end|>
+
+The `<audio>` placeholder is never tokenised: the text on each side is tokenised separately and the
+audio embeddings are spliced between them in `inputs_embeds`. Labels are -100 everywhere except the
+transcript and its closing `<|im_end|>`, so only the transcript is trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from funfactory.errors import FunfactoryError, MissingAssetError
+
+IGNORE_INDEX = -100
+AUDIO_PLACEHOLDER = "<audio>"
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+def load_llm(path: str | Path, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) from a local Hugging Face folder; never touches the network."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise MissingAssetError(
+            f"LLM folder {folder} has no config.json: give a local causal-LM checkpoint folder "
+            "(build a tiny one with `python -m funfactory.model.tiny_llm DIR`)")
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return model, tokenizer
+
+
+@dataclass
+class Prompt:
+    """What the LLM is told besides the audio; the shard sample's `prompt` field maps onto it."""
+    context: list[str] = field(default_factory=list)
+    hotwords: list[str] = field(default_factory=list)
+    previous_text: str | None = None
+    ctc_hypothesis: str | None = None
+
+    @classmethod
+    def from_sample(cls, prompt: dict | None, ctc_hypothesis: str | None = None) -> "Prompt":
+        prompt = prompt or {}
+        return cls(context=list(prompt.get("context") or []),
+                   hotwords=list(prompt.get("hotwords") or []),
+                   previous_text=prompt.get("previous_text"), ctc_hypothesis=ctc_hypothesis)
+
+
+@dataclass
+class PromptTemplate:
+    system: str = "You are a speech recognition model."
+    instruction: str = "Transcribe the audio."
+
+    def user_text(self, prompt: Prompt) -> str:
+        parts = [self.instruction]
+        if prompt.context:
+            parts.append("Context:\n" + "\n".join(f"- {c}" for c in prompt.context))
+        if prompt.previous_text:
+            parts.append(f"Previous text: {prompt.previous_text}")
+        if prompt.hotwords:
+            parts.append("Hotwords: " + ", ".join(prompt.hotwords))
+        if prompt.ctc_hypothesis is not None:
+            parts.append(f"CTC hypothesis: {prompt.ctc_hypothesis}")
+        return "\n".join(parts) + "\n"
+
+    def split(self, prompt: Prompt) -> tuple[str, str]:
+        """The text before and after the audio embeddings."""
+        before = (f"<|im_start|>system\n{self.system}<|im_end|>\n"
+                  f"<|im_start|>user\n{self.user_text(prompt)}")
+        after = "<|im_end|>\n<|im_start|>assistant\n"
+        return before, after
+
+
+@dataclass
+class LLMInputs:
+    inputs_embeds: torch.Tensor  # (B, L, H)
+    attention_mask: torch.Tensor  # (B, L)
+    labels: torch.Tensor | None  # (B, L) with IGNORE_INDEX outside the transcript
+    audio_spans: list[tuple[int, int]]  # where each utterance's audio embeddings sit
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS]
+    ids = [i for i in ids if isinstance(i, int) and i >= 0 and i != tokenizer.unk_token_id]
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise FunfactoryError("the LLM tokenizer has no <|im_end|>, <|endoftext|> or eos token to stop on")
+    return ids
+
+
+def build_llm_inputs(llm, tokenizer, template: PromptTemplate, audio_embeds: torch.Tensor,
+                     audio_lengths: torch.Tensor, prompts: list[Prompt],
+                     targets: list[str] | None = None, padding_side: str = "right") -> LLMInputs:
+    """Splice each utterance's audio embeddings into its prompt; add the target if given.
+
+    Right padding for training; left padding for batched generation (`generate` continues
+    from the last position of every row).
+    """
+    if len(prompts) != audio_embeds.shape[0]:
+        raise FunfactoryError(f"{len(prompts)} prompts for {audio_embeds.shape[0]} utterances")
+    embed = llm.get_input_embeddings()
+    stop = stop_token_ids(tokenizer)[0]
+    rows, labels_rows, spans = [], [], []
+    for b, prompt in enumerate(prompts):
+        before, after = template.split(prompt)
+        before_ids, after_ids = _ids(tokenizer, before), _ids(tokenizer, after)
+        target_ids = (_ids(tokenizer, targets[b]) + [stop]) if targets is not None else []
+        audio = audio_embeds[b, : int(audio_lengths[b])]
+        text_before = embed(torch.tensor(before_ids, device=audio.device))
+        text_after = embed(torch.tensor(after_ids + target_ids, device=audio.device, dtype=torch.long))
+        rows.append(torch.cat([text_before, audio.to(text_before.dtype), text_after]))
+        spans.append((len(before_ids), len(before_ids) + audio.shape[0]))
+        prefix = len(before_ids) + audio.shape[0] + len(after_ids)
+        labels_rows.append([IGNORE_INDEX] * prefix + target_ids)
+    width = max(r.shape[0] for r in rows)
+    hidden = rows[0].shape[1]
+    device, dtype = rows[0].device, rows[0].dtype
+    inputs = torch.zeros(len(rows), width, hidden, device=device, dtype=dtype)
+    mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long, device=device)
+    for b, row in enumerate(rows):
+        n = row.shape[0]
+        start = width - n if padding_side == "left" else 0
+        inputs[b, start : start + n] = row
+        mask[b, start : start + n] = 1
+        labels[b, start : start + n] = torch.tensor(labels_rows[b], device=device)
+        spans[b] = (spans[b][0] + start, spans[b][1] + start)
+    return LLMInputs(inputs, mask, labels if targets is not None else None, spans)
+
+
+def generate(llm, tokenizer, inputs: LLMInputs, max_new_tokens: int = 128, do_sample: bool = False,
+             temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+             seed: int | None = None) -> list[str]:
+    """Greedy or sampled continuation of left-padded `inputs`, stopping at <|im_end|>."""
+    from transformers import GenerationConfig
+
+    stops = stop_token_ids(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[-1]
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=stops, pad_token_id=pad,
+        **({"temperature": temperature, "top_p": top_p, "top_k": top_k} if do_sample else {}))
+    if inputs.attention_mask[:, -1].min() == 0:
+        raise FunfactoryError("generation needs left-padded inputs: build_llm_inputs(padding_side='left')")
+    if seed is not None:
+        torch.manual_seed(seed)
+    with torch.no_grad():
+        out = llm.generate(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                           generation_config=config)
+    texts = []
+    for row in out.tolist():
+        ids = []
+        for token in row:
+            if token in stops:
+                break
+            ids.append(token)
+        texts.append(tokenizer.decode(ids, skip_special_tokens=True))
+    return texts
