@@ -105,3 +105,10 @@ def test_detect_language():
 def test_itn_normalisers_are_built_once():
     assert itn.normalizer("zh") is itn.normalizer("zh")
     assert textnorm.normalize_label("一点五") == "1.5"
+
+
+def test_itn_only_touches_numbers():
+    """The English grammar's e-mail rule glues words; runs without numbers skip the grammar."""
+    assert normalize_label("send it to john at gmail dot com") == "send it to john at gmail dot com"
+    assert normalize_label("doctor smith has twenty one cats") == "doctor smith has 21 cats"
+    assert normalize_label("我们一起去") == "我们一起去"
