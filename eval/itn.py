@@ -15,6 +15,7 @@ ordinals, decimals, fractions, percentages, money, measures, dates, times) start
 so nothing is lost; the gate makes text without numbers ten times faster to normalise and keeps
 the English grammar's non-numeric rewrites out ("john at gmail dot com" ->
 "sendittojohn@gmail.com" glues words; "doctor" -> "dr." is a style choice, not a number).
+A run that does hold a number gets the whole grammar, those rewrites included.
 
 Known wetext output quirks, repaired here after the Chinese grammar runs:
 
