@@ -95,7 +95,7 @@ def load_config(cls: type[T], path: str | Path | None = None,
         except FileNotFoundError:
             raise FunfactoryError(f"config file {path} does not exist") from None
         except yaml.YAMLError as e:
-            raise FunfactoryError(f"config file {path} is not valid YAML: {e}") from None
+            raise FunfactoryError(f"config file {path} is not plain YAML (only the safe loader is used): {e}") from None
         if not isinstance(loaded, dict):
             raise FunfactoryError(f"config file {path}: top level must be a mapping")
         _merge(tree, loaded)
