@@ -1,0 +1,53 @@
+"""CMU pocketsphinx 5 with the en-us acoustic model, dictionary and language model in its wheel.
+
+A classic HMM/GMM recogniser: weaker than Whisper (ASSETS.md: WER about 0.28 on clean read
+English) but with errors of a different kind, which is what agreement voting needs (Fun-ASR
+report section 3.1). Word timestamps come from the decoder's segmentation (100 frames/s).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from funfactory.errors import MissingAssetError
+from funfactory.pipelines.asr.base import AsrBackend, Transcript, Word
+
+FRAMES_PER_SECOND = 100
+_FILLERS = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "[BREATH]", "[COUGH]",
+                      "[UH]", "[UM]", "[SMACK]"})
+
+
+class PocketsphinxBackend(AsrBackend):
+    """English only; one decoder per worker, clips decoded one after another."""
+
+    languages = ("en",)
+    supports_word_timestamps = True
+
+    def __init__(self, name: str = "pocketsphinx"):
+        super().__init__()
+        self.name = name
+        self.decoder = None
+
+    def _load(self) -> None:
+        try:
+            from pocketsphinx import Decoder
+        except ImportError as e:
+            raise MissingAssetError("the pocketsphinx backend needs pocketsphinx==5.1.1") from e
+        self.decoder = Decoder(samprate=16000, loglevel="FATAL")
+
+    def _decode(self, audio: np.ndarray, word_timestamps: bool) -> Transcript:
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        text = hyp.hypstr if hyp is not None else ""
+        words = None
+        if word_timestamps:
+            words = tuple(Word(s.word.split("(")[0], s.start_frame / FRAMES_PER_SECOND,
+                               (s.end_frame + 1) / FRAMES_PER_SECOND)
+                          for s in self.decoder.seg() if s.word not in _FILLERS)
+        return Transcript(text=text, language="en", words=words)
+
+    def _transcribe(self, audios, languages, word_timestamps):
+        return [self._decode(audio, word_timestamps) for audio in audios]

