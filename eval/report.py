@@ -55,24 +55,26 @@ def _cell(value: float | None, percent: bool) -> str:
     return f"{100 * value:.2f}" if percent else f"{value:.4g}"
 
 
-def to_markdown(table: Table, percent: bool = True, bold_best: bool = True) -> str:
-    """A Markdown table; error rates shown in percent, the lowest per row in bold."""
+def to_markdown(table: Table, percent: bool = True, best: str | None = "min") -> str:
+    """A Markdown table; values in percent if ``percent``; the best per row in bold (``best``:
+    "min" for error rates and RTF, "max" for recall and accuracy, None for no bold)."""
     header = [*table.row_fields, *table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, values in table.rows:
         present = [v for v in values if v is not None]
-        best = min(present) if present and bold_best and len(present) > 1 else None
-        cells = [f"**{_cell(v, percent)}**" if v is not None and v == best else _cell(v, percent)
+        winner = ({"min": min, "max": max}[best](present)
+                  if best and len(present) > 1 else None)
+        cells = [f"**{_cell(v, percent)}**" if v is not None and v == winner else _cell(v, percent)
                  for v in values]
         lines.append("| " + " | ".join([*row, *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_markdown(table: Table, path: str | Path, title: str | None = None,
-                   percent: bool = True) -> Path:
+                   percent: bool = True, best: str | None = "min") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = (f"## {title}\n\n" if title else "") + to_markdown(table, percent)
+    text = (f"## {title}\n\n" if title else "") + to_markdown(table, percent, best)
     path.write_text(text, encoding="utf-8")
     return path
 

@@ -182,3 +182,59 @@ def test_report_plots_are_pngs(tmp_path):
                  report.plot_by_duration(utterances, tmp_path / "d.png"),
                  report.plot_by_snr(utterances, tmp_path / "s.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _tts_test_shards(out_dir, count=3, hotwords=()):
+    from funfactory.shards.schema import new_meta
+    from funfactory.shards.writer import ShardWriter
+    from tests.eval_speech import SENTENCES, speech
+
+    with ShardWriter(out_dir, "evalset", "test") as writer:
+        for i, audio in enumerate(speech()[:count]):
+            meta = new_meta(key=f"utt{i}", text=SENTENCES[i], language="en",
+                            duration=len(audio) / 16000, task="test", source_id=f"s{i}",
+                            uri=f"file:///s{i}.wav", pipeline="test", version="0",
+                            config_sha256="0" * 64, augment={"snr_db": 5.0 * i})
+            meta["prompt"]["hotwords"] = list(hotwords)
+            writer.write(meta, audio)
+    return out_dir
+
+
+def test_eval_score_and_report_commands(tmp_path):
+    import json
+
+    from funfactory.cli import main
+    from tests.eval_speech import SENTENCES
+
+    shards = _tts_test_shards(tmp_path / "shards", hotwords=["finance"])
+    hyp = tmp_path / "hyp.jsonl"
+    hyp.write_text("\n".join(json.dumps({"key": f"utt{i}", "text": t}) for i, t in enumerate(
+        [SENTENCES[0], SENTENCES[1].replace("finance", "fine ants"), ""])) + "\n")
+    assert main(["eval", "score", "--test", str(shards), "--hyp", str(hyp), "--system", "sys-a",
+                 "--test-set", "tts", "--out", str(tmp_path / "results")]) == 0
+    record = json.loads((tmp_path / "results" / "sys-a__tts__offline.json").read_text())
+    assert record["metric"] == "wer" and len(record["utterances"]) == 3
+    third = len(SENTENCES[2].split())
+    assert record["deletions"] == third
+    assert record["hotword_recall"] == 0.0
+    assert main(["eval", "report", "--results", str(tmp_path / "results"),
+                 "--out", str(tmp_path / "report")]) == 0
+    table = (tmp_path / "report" / "error_rates.md").read_text()
+    assert "| tts | offline |" in table
+    for name in ("error_rate_by_condition.png", "error_rate_by_duration.png",
+                 "error_rate_by_snr.png", "hotword_recall.md"):
+        assert (tmp_path / "report" / name).exists()
+
+
+@pytest.mark.slow
+def test_eval_run_decodes_with_a_real_backend(tmp_path):
+    import json
+
+    from funfactory.cli import main
+
+    shards = _tts_test_shards(tmp_path / "shards", count=2)
+    assert main(["eval", "run", "--system", "backend:pocketsphinx", "--test", str(shards),
+                 "--out", str(tmp_path / "results"), "--test-set", "tts"]) == 0
+    record = json.loads((tmp_path / "results" / "pocketsphinx__tts__offline.json").read_text())
+    assert 0.0 < record["rtf"] < 5.0
+    assert record["rate"] < 0.6  # clean TTS: pocketsphinx gets most words
