@@ -1,0 +1,128 @@
+"""The streaming loader: exactly-once splitting, bucketing caps, mixing weights, exact resume."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+
+from funfactory.errors import FunfactoryError
+from funfactory.training.config import LoaderConfig, StreamConfig
+from funfactory.training.loader import StreamingLoader
+from tests.conftest_training import varied_clips, write_speech_shards
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, speech_clips):
+    """48 samples in 8 shards (shard-level split) and 20 samples in 3 shards (index split)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("loader")
+    clips = varied_clips(speech_clips)
+    many = write_speech_shards(root / "many", clips, 48, per_shard=6, dataset="many",
+                               languages=("en", "zh"))
+    few = write_speech_shards(root / "few", clips, 20, per_shard=7, dataset="few")
+    return {"many": (str(root / "many"), many), "few": (str(root / "few"), few)}
+
+
+def _config(shards: str, **kw) -> LoaderConfig:
+    defaults = dict(streams=[StreamConfig(name="main", shards=[shards])], shuffle_buffer=8,
+                    max_batch_seconds=12.0, max_batch_size=8, bucket_boundaries=[2.0, 3.0],
+                    seed=3)
+    defaults.update(kw)
+    return LoaderConfig(**defaults)
+
+
+def _epoch_keys(config: LoaderConfig, world: int) -> list[list[str]]:
+    per_rank = []
+    for rank in range(world):
+        loader = StreamingLoader(config, rank=rank, world_size=world)
+        per_rank.append([k for batch in loader for k in batch["keys"]])
+    return per_rank
+
+
+@pytest.mark.parametrize("which", ["many", "few"])
+def test_every_sample_exactly_once_across_2_workers_x_2_ranks(corpus, which):
+    shards, keys = corpus[which]
+    per_rank = _epoch_keys(_config(shards, num_workers=2), world=2)
+    seen = [k for rank in per_rank for k in rank]
+    counts = collections.Counter(seen)
+    assert sorted(counts) == sorted(keys)
+    assert max(counts.values()) == 1
+    assert all(per_rank), "each rank gets part of the data"
+
+
+def test_epochs_reshuffle_and_cover_everything(corpus):
+    shards, keys = corpus["many"]
+    loader = StreamingLoader(_config(shards))
+    first = [k for b in loader for k in b["keys"]]
+    second = [k for b in loader for k in b["keys"]]
+    assert sorted(first) == sorted(second) == sorted(keys)
+    assert first != second
+    assert loader.epoch == 2
+
+
+def test_batches_respect_the_audio_cap_and_buckets(corpus):
+    shards, _ = corpus["many"]
+    config = _config(shards)
+    for batch in StreamingLoader(config):
+        durations = (batch["lengths"].float() / 16000).tolist()
+        assert len(durations) <= config.max_batch_size
+        if len(durations) > 1:
+            assert len(durations) * max(durations) <= config.max_batch_seconds + 1e-6
+        buckets = {sum(d > b for b in config.bucket_boundaries) for d in durations}
+        assert len(buckets) == 1, f"one batch mixes duration buckets: {durations}"
+        assert batch["waveforms"].shape == (len(durations), int(batch["lengths"].max()))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_mid_epoch_continues_with_the_exact_next_batches(corpus, workers):
+    shards, _ = corpus["many"]
+    config = _config(shards, num_workers=workers)
+    loader = StreamingLoader(config, rank=1, world_size=2)
+    it = iter(loader)
+    for _ in range(3):
+        next(it)
+    state = loader.state_dict()
+    rest = [batch["keys"] for batch in it]
+    assert rest, "the checkpoint must be taken mid-epoch"
+
+    resumed = StreamingLoader(config, rank=1, world_size=2)
+    resumed.load_state_dict(state)
+    again = [batch["keys"] for batch in resumed]
+    assert again == rest
+    assert resumed.epoch == loader.epoch == 1
+
+
+def test_resume_refuses_a_different_world(corpus):
+    shards, _ = corpus["few"]
+    loader = StreamingLoader(_config(shards), rank=0, world_size=2)
+    next(iter(loader))
+    other = StreamingLoader(_config(shards), rank=0, world_size=1)
+    with pytest.raises(FunfactoryError, match="world_size"):
+        other.load_state_dict(loader.state_dict())
+
+
+def test_language_weights_up_and_down_sample(corpus):
+    shards, keys = corpus["many"]
+    config = _config(shards, language_weights={"en": 2.0, "zh": 0.5}, seed=11)
+    seen = collections.Counter(k for b in StreamingLoader(config) for k in b["keys"])
+    en = [k for i, k in enumerate(keys) if i % 2 == 0]
+    zh = [k for i, k in enumerate(keys) if i % 2 == 1]
+    assert all(seen[k] == 2 for k in en)
+    assert set(seen[k] for k in zh) <= {0, 1}
+    assert 3 <= sum(seen[k] for k in zh) <= 21  # about half of 24 kept
+
+
+def test_stream_mixing_by_weight_with_a_cycling_stream(corpus):
+    many, many_keys = corpus["many"]
+    few, few_keys = corpus["few"]
+    config = _config(many, batch_size=4, shuffle_buffer=4,
+                     streams=[StreamConfig(name="main", shards=[many], weight=1.0),
+                              StreamConfig(name="extra", shards=[few], weight=3.0, cycle=True)])
+    batches = list(StreamingLoader(config))
+    streams = collections.Counter(s for b in batches for s in b["streams"])
+    main = [k for b in batches for k, s in zip(b["keys"], b["streams"]) if s == "main"]
+    assert sorted(main) == sorted(many_keys), "the non-cycling stream is read exactly once"
+    assert streams["extra"] > 2 * len(few_keys), "the cycling stream restarts to keep its weight"
+    assert 2.0 < streams["extra"] / streams["main"] < 4.5
