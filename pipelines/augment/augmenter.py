@@ -8,7 +8,6 @@ noise clip, offset, SNR, padding and response are the same whatever worker or or
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,22 +20,10 @@ from funfactory.pipelines.augment.noise_corpus import NoiseClip
 from funfactory.pipelines.augment.noise_only import (SAMPLE_RATE, SpeechDetector,
                                                      noise_only_from_padding)
 from funfactory.pipelines.augment.rir import ImpulseResponse, apply_rir
+from funfactory.pipelines.augment.samples import Derived, Rejected
 from funfactory.shards.schema import KEY_PATTERN
 
 PIPELINE = "augment"
-
-
-@dataclass
-class Derived:
-    meta: dict
-    audio: np.ndarray
-
-
-@dataclass
-class Rejected:
-    key: str
-    reason: str
-    detail: str
 
 
 def derived_key(key: str, suffix: str) -> str:
@@ -77,7 +64,7 @@ class SampleAugmenter:
         return {"pipeline": PIPELINE, "version": __version__, "config_sha256": self.config_sha256,
                 "parent": meta.get("lineage")}
 
-    def augment(self, meta: dict, audio: np.ndarray) -> tuple[list[Derived], list[Rejected]]:
+    def derive(self, meta: dict, audio: np.ndarray) -> tuple[list[Derived], list[Rejected]]:
         out: list[Derived] = []
         rejected: list[Rejected] = []
         cfg = self.config
