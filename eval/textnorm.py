@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+
+import regex
 from functools import lru_cache
 
 from funfactory.eval.itn import inverse_normalize
@@ -70,6 +72,7 @@ _SPACES_RE = re.compile(r"\s+")
 _SPACE_NEXT_TO_HAN_RE = re.compile(f"(?<=[{HAN_CHARS}]) | (?=[{HAN_CHARS}])")
 _THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _KEEP_BETWEEN_DIGITS = frozenset(".:/")
+_MARK_RE = regex.compile(r"[\p{P}\p{S}]")
 _HOUR_LEADING_ZERO_RE = re.compile(r"(?<![\d:.])0(\d:\d{2})")
 _SPACE_BEFORE_PERCENT_RE = re.compile(r"(?<=\d) %")
 _LETTER_ABBREVIATION_RE = re.compile(r"\b(?:[a-z]\.){2,}")
@@ -104,29 +107,22 @@ def normalize_label(text: str, language: str | None = None) -> str:
     return _chinese_spacing(inverse_normalize(canonical_characters(text)))
 
 
-def _is_punctuation(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "PS"
+def _replace_mark(match) -> str:
+    text, i = match.string, match.start()
+    ch = match.group()
+    before = text[i - 1] if i > 0 else ""
+    after = text[i + 1] if i + 1 < len(text) else ""
+    if ch in _KEEP_BETWEEN_DIGITS and before.isdigit() and after.isdigit():
+        return ch
+    if ch == "%" and (before.isdigit() or (before == " " and i > 1 and text[i - 2].isdigit())):
+        return ch
+    if ch in "'’" and before.isalpha() and after.isalpha() and not has_han(before + after):
+        return "'"
+    return " "
 
 
 def _strip_punctuation(text: str) -> str:
-    text = _THOUSANDS_COMMA_RE.sub("", text)
-    out = []
-    last = len(text) - 1
-    for i, ch in enumerate(text):
-        if not _is_punctuation(ch):
-            out.append(ch)
-            continue
-        before = text[i - 1] if i > 0 else ""
-        after = text[i + 1] if i < last else ""
-        if ch in _KEEP_BETWEEN_DIGITS and before.isdigit() and after.isdigit():
-            out.append(ch)
-        elif ch == "%" and (before.isdigit() or (before == " " and i > 1 and text[i - 2].isdigit())):
-            out.append(ch)
-        elif ch in "'’" and before.isalpha() and after.isalpha() and not has_han(before + after):
-            out.append("'")
-        else:
-            out.append(" ")
-    return "".join(out)
+    return _MARK_RE.sub(_replace_mark, _THOUSANDS_COMMA_RE.sub("", text))
 
 
 @lru_cache(maxsize=1 << 16)
