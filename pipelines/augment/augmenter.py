@@ -14,8 +14,8 @@ import numpy as np
 from funfactory import __version__
 from funfactory.errors import FunfactoryError
 from funfactory.pipelines.augment.config import AugmentConfig
-from funfactory.pipelines.augment.mixing import (SnrDistribution, mix_at_snr, noise_segment,
-                                                 sample_rng)
+from funfactory.pipelines.augment.mixing import (MIN_SPEECH_RMS, SnrDistribution, mix_at_snr,
+                                                 noise_segment, sample_rng)
 from funfactory.pipelines.augment.noise_corpus import NoiseClip
 from funfactory.pipelines.augment.noise_only import (SAMPLE_RATE, SpeechDetector,
                                                      noise_only_from_padding)
@@ -71,6 +71,9 @@ class SampleAugmenter:
         key = meta["key"]
         if cfg.keep_clean:
             out.append(Derived(meta, audio))
+        if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < MIN_SPEECH_RMS:
+            return out, [Rejected(key, "silent_input", "speech RMS below "
+                                  f"{MIN_SPEECH_RMS:g}: no level to set an SNR against")]
         if sample_rng(cfg.seed, key, "noisy?").random() < cfg.noisy_share:
             out.append(self.noisy(meta, audio))
         if sample_rng(cfg.seed, key, "noise_only?").random() < cfg.noise_only.share:

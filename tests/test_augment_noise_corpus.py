@@ -1,0 +1,68 @@
+"""Noise corpus: test-time noise never reaches training data (section 5.2)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import soundfile as sf
+
+from funfactory.pipelines.augment.augmenter import SampleAugmenter
+from funfactory.pipelines.augment.config import AugmentConfig
+from funfactory.pipelines.augment.noise_corpus import NoiseCorpus, manifest_clips
+from tests.augment_helpers import labelled_meta
+
+
+def test_debian_train_and_test_noise_do_not_overlap():
+    corpus = NoiseCorpus.from_sources(["debian"], test_fraction=0.2)
+    train, test = corpus.select("train"), corpus.select("test")
+    assert {c.id for c in train}.isdisjoint({c.id for c in test})
+    assert {c.path for c in train}.isdisjoint({c.path for c in test})
+    assert len(train) + len(test) == len(corpus.clips)
+    by_collection = {}
+    for clip in corpus.clips:
+        by_collection.setdefault(clip.collection, set()).add(clip.split)
+    for collection, splits in by_collection.items():
+        members = [c for c in corpus.clips if c.collection == collection]
+        assert splits == ({"train", "test"} if len(members) > 1 else {"train"}), collection
+
+
+def test_split_is_stable_when_a_file_is_added(tmp_path):
+    folder = tmp_path / "street"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(9):
+        sf.write(folder / f"take{i}.wav", rng.normal(0, 0.1, 8000).astype(np.float32), 16000)
+    before = {c.id: c.split for c in NoiseCorpus.from_sources([f"folder:{folder}"], 0.25).clips}
+    sf.write(folder / "take9.wav", rng.normal(0, 0.1, 8000).astype(np.float32), 16000)
+    after = {c.id: c.split for c in NoiseCorpus.from_sources([f"folder:{folder}"], 0.25).clips}
+    changed = [cid for cid in before if before[cid] != after[cid]]
+    assert len(changed) <= 1  # at most the one clip displaced by the test quota moving up
+    assert "test" in before.values() and "train" in before.values()
+
+
+def test_augmenter_for_training_uses_train_noise_only(speech_clips):
+    corpus = NoiseCorpus.from_sources(["debian"])
+    config = AugmentConfig(seed=5)
+    config.noise_only.share = 0.0
+    augmenter = SampleAugmenter(config, corpus.select("train"))
+    text, audio = speech_clips[1]
+    short = audio[8000:12000]
+    used = {augmenter.noisy(labelled_meta(text, short, i), short).meta["augment"]["noise_id"]
+            for i in range(300)}
+    test_ids = {c.id for c in corpus.select("test")}
+    assert used and used.isdisjoint(test_ids)
+    assert len(used) > 5
+
+
+def test_manifest_keeps_the_split_it_carries(tmp_path):
+    src = "/usr/share/games/etw/crowd/crowd01.wav"
+    shutil.copy(src, tmp_path / "a.wav")
+    shutil.copy(src, tmp_path / "b.wav")
+    (tmp_path / "noise.jsonl").write_text(
+        json.dumps({"id": "kitchen-a", "path": "a.wav", "split": "test", "collection": "kitchen"})
+        + "\n" + json.dumps({"id": "kitchen-b", "path": "b.wav", "split": "train"}) + "\n")
+    clips = {c.id: c for c in manifest_clips(tmp_path / "noise.jsonl")}
+    assert clips["kitchen-a"].split == "test" and clips["kitchen-b"].split == "train"
+    assert clips["kitchen-a"].audio.size > 16000
