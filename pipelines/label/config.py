@@ -1,0 +1,96 @@
+"""Configuration of the labelling pipeline (``funfactory.config.load_config(LabelConfig, ...)``).
+
+Every field has a default; a YAML file and ``key.sub=value`` overrides change them. The config
+hash goes into every sample's lineage and pins the work folder for resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from funfactory.pipelines.asr.registry import BackendSpec
+
+AUDIO_EXTENSIONS = ["wav", "flac", "mp3", "ogg", "opus"]
+
+
+@dataclass
+class IngestConfig:
+    format: str = "auto"  # auto | folder | jsonl | lhotse
+    extensions: list[str] = field(default_factory=lambda: list(AUDIO_EXTENSIONS))
+    window_seconds: float = 30.0  # decode/resample/VAD window; memory is bounded by it
+    language: str = ""  # language hint for sources without one ("" = detect)
+    published_at: str = ""  # default published_at (YYYY-MM-DD) for sources without one
+
+
+@dataclass
+class VadConfig:
+    threshold: float = 0.5
+    min_speech_seconds: float = 0.25  # shorter speech blips are not speech
+    min_silence_seconds: float = 0.3  # silence that ends a speech region
+    pad_seconds: float = 0.2  # real audio kept each side of a segment (never past a neighbour)
+    min_segment_seconds: float = 1.0  # shorter segments are rejected (too_short)
+    max_segment_seconds: float = 30.0  # longer regions are split at their quietest frame
+    max_merge_gap_seconds: float = 1.0  # regions closer than this merge up to max_segment
+    long_form: bool = False  # contextual data: segments up to long_form_max_seconds
+    long_form_max_seconds: float = 300.0
+
+    @property
+    def max_seconds(self) -> float:
+        return self.long_form_max_seconds if self.long_form else self.max_segment_seconds
+
+
+@dataclass
+class AsrConfig:
+    backends: list[BackendSpec] = field(default_factory=lambda: [
+        BackendSpec(kind="whisper-base"), BackendSpec(kind="whisper-tiny-en"),
+        BackendSpec(kind="pocketsphinx")])
+    batch_size: int = 8  # segments per inference batch (sorted by duration inside)
+
+
+@dataclass
+class VoteConfig:
+    method: str = "medoid"  # medoid: the hypothesis closest to the others | rover
+    max_disagreement: float = 0.35  # reject when the mean pairwise error rate is above this
+    min_hypotheses: int = 1  # reject segments with fewer non-failed hypotheses
+
+
+@dataclass
+class ItnConfig:
+    enabled: bool = True  # text = ITN(label); raw_text = the chosen hypothesis as spoken
+
+
+@dataclass
+class FilterConfig:
+    min_duration_seconds: float = 0.5
+    max_duration_seconds: float = 30.0  # raised to long_form_max_seconds in long-form mode
+    max_chars_per_second: dict = field(default_factory=lambda: {"en": 25.0, "zh": 10.0,
+                                                                "zh-en": 12.0})
+    min_chars_per_second: dict = field(default_factory=lambda: {"en": 2.0, "zh": 0.8,
+                                                                "zh-en": 1.0})
+    language_match: bool = True
+    max_repeats: int = 4  # an n-gram (n <= 4) repeated more often in a row is a hallucination
+    hallucination_phrases: list[str] = field(default_factory=lambda: [
+        "thank you for watching", "thanks for watching", "please subscribe",
+        "subtitles by", "字幕由", "请不吝点赞", "订阅"])
+
+
+@dataclass
+class OutputConfig:
+    dataset: str = "label"
+    split: str = "train"
+    max_count: int = 1000
+    max_bytes: int = 256 << 20
+    work_dir: str = ""  # default: OUT/_work
+    report_dir: str = ""  # default: OUT/_reports
+
+
+@dataclass
+class LabelConfig:
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    vote: VoteConfig = field(default_factory=VoteConfig)
+    itn: ItnConfig = field(default_factory=ItnConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    sources_per_wave: int = 16  # sources per Beam run: a kill loses at most one wave

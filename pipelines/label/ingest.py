@@ -1,0 +1,270 @@
+"""Ingest (Fun-ASR report section 3.1, first step): audio sources -> 16 kHz mono windows.
+
+Sources come from
+
+- a folder: every file with an audio extension (wav, flac, mp3, ogg, opus), recursively;
+- a JSONL list: one object per line with ``uri`` (or ``path``; ``file://`` or a path relative to
+  the list), optional ``id``, ``language`` (hint), ``published_at``, ``text`` (reference) and
+  ``utterances`` (``[{start, end, text}]``, as the embedded corpus' ``manifest.jsonl`` writes);
+- a lhotse manifest (``RecordingSet`` or ``CutSet``, jsonl or jsonl.gz): one source per recording
+  or per cut (its offset and duration; supervision text as reference).
+
+:func:`stream_audio` decodes a source with soundfile window by window, mixes channels down to
+mono and resamples with a streaming ``soxr`` resampler, so an hours-long file is never whole in
+memory. It raises :class:`IngestError` with a rejects reason: ``missing_file``, ``empty_file``
+(zero bytes), ``not_audio`` (no audio container signature), ``corrupt_file`` (an audio signature
+libsndfile cannot open), ``no_audio`` (zero frames), ``decode_error`` (failed mid-stream: what was
+decoded before is kept), ``unsupported_uri``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from funfactory.errors import FunfactoryError
+from funfactory.pipelines.label.config import IngestConfig
+from funfactory.shards.keys import source_id
+
+SAMPLE_RATE = 16000
+_SIGNATURES = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b"caff", b"wvpk")
+
+
+class IngestError(FunfactoryError):
+    def __init__(self, reason: str, detail: str, at_seconds: float | None = None):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.at_seconds = reason, detail, at_seconds
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    uri: str
+    path: str
+    language: str = ""
+    published_at: str | None = None
+    offset: float = 0.0
+    duration: float | None = None
+    reference: str | None = None
+    utterances: tuple = field(default_factory=tuple)  # ((start, end, text), ...) in source time
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "uri": self.uri, "path": self.path, "language": self.language,
+                "published_at": self.published_at, "offset": self.offset,
+                "duration": self.duration, "reference": self.reference,
+                "utterances": [list(u) for u in self.utterances]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Source:
+        return cls(**{**d, "utterances": tuple(tuple(u) for u in d.get("utterances") or ())})
+
+
+def _file_source(path: Path, cfg: IngestConfig, **kw) -> Source:
+    uri = path.resolve().as_uri()
+    unit = kw.pop("unit_suffix", "")
+    return Source(id=source_id(uri + unit), uri=uri, path=str(path.resolve()),
+                  language=kw.pop("language", "") or cfg.language,
+                  published_at=kw.pop("published_at", None) or cfg.published_at or None, **kw)
+
+
+def _resolve(uri: str, base: Path) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme in ("", None) or (len(parsed.scheme) == 1 and uri[1:3] == ":\\"):
+        path = Path(uri)
+        return path if path.is_absolute() else base / path
+    return None
+
+
+def _from_jsonl(path: Path, cfg: IngestConfig) -> list[Source]:
+    sources = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            uri = row.get("uri") or row.get("path")
+            if not isinstance(uri, str):
+                raise KeyError("uri")
+        except (json.JSONDecodeError, KeyError, AttributeError):
+            raise FunfactoryError(f"{path}:{n}: each line must be a JSON object with 'uri' or "
+                                  "'path'") from None
+        utterances = tuple((float(u["start"]), float(u["end"]), str(u.get("text", "")))
+                           for u in row.get("utterances") or ())
+        local = _resolve(uri, path.parent)
+        published = row.get("published_at") or cfg.published_at or None
+        if local is None:
+            sources.append(Source(id=source_id(uri), uri=uri, path="", language=row.get(
+                "language") or cfg.language, published_at=published))
+            continue
+        sources.append(_file_source(local, cfg, language=row.get("language") or "",
+                                    published_at=published, reference=row.get("text"),
+                                    utterances=utterances))
+    return sources
+
+
+def _from_lhotse(path: Path, cfg: IngestConfig) -> list[Source]:
+    from lhotse import load_manifest_lazy
+    sources = []
+    for item in load_manifest_lazy(path):
+        recording = getattr(item, "recording", None) or item
+        files = [s for s in recording.sources if s.type == "file"]
+        if not files:
+            raise FunfactoryError(f"{path}: recording {recording.id} has no 'file' source; only "
+                                  "local files are ingested")
+        local = _resolve(files[0].source, path.parent)
+        supervisions = getattr(item, "supervisions", None) or []
+        texts = [s.text for s in supervisions if s.text]
+        language = next((s.language for s in supervisions if s.language), "") or ""
+        is_cut = item is not recording
+        offset = float(item.start) if is_cut else 0.0
+        utterances = tuple((offset + float(s.start), offset + float(s.start + s.duration),
+                            s.text or "") for s in supervisions)
+        sources.append(_file_source(
+            local, cfg, unit_suffix=f"#{item.id}" if is_cut else "",
+            language=_lhotse_language(language), offset=offset,
+            duration=float(item.duration) if is_cut else None,
+            reference=" ".join(texts) or None, utterances=utterances))
+    return sources
+
+
+def _lhotse_language(language: str) -> str:
+    names = {"english": "en", "chinese": "zh", "mandarin": "zh"}
+    return names.get(language.lower(), language.lower()[:5])
+
+
+def list_sources(location: str | Path, cfg: IngestConfig) -> list[Source]:
+    """Every source of ``location`` (module docstring), sorted by id, ids unique."""
+    location = Path(location)
+    fmt = cfg.format
+    if fmt == "auto":
+        if location.is_dir():
+            fmt = "folder"
+        elif location.name.endswith((".jsonl", ".json")) and not _looks_lhotse(location):
+            fmt = "jsonl"
+        elif location.name.endswith((".jsonl", ".jsonl.gz", ".json")):
+            fmt = "lhotse"
+        else:
+            raise FunfactoryError(f"input {location}: not a folder, .jsonl list or lhotse "
+                                  "manifest; set ingest.format")
+    if fmt == "folder":
+        if not location.is_dir():
+            raise FunfactoryError(f"input folder {location} does not exist")
+        extensions = {"." + e.lower().lstrip(".") for e in cfg.extensions}
+        sources = [_file_source(p, cfg) for p in sorted(location.rglob("*"))
+                   if p.is_file() and p.suffix.lower() in extensions]
+    elif fmt == "jsonl":
+        sources = _from_jsonl(location, cfg)
+    elif fmt == "lhotse":
+        sources = _from_lhotse(location, cfg)
+    else:
+        raise FunfactoryError(f"ingest.format {fmt!r}: use auto, folder, jsonl or lhotse")
+    by_id: dict[str, Source] = {}
+    for s in sources:
+        by_id.setdefault(s.id, s)
+    return [by_id[k] for k in sorted(by_id)]
+
+
+def _looks_lhotse(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = json.loads(f.readline() or "{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(first, dict) and ("sources" in first or "recording" in first
+                                        or first.get("type") == "MonoCut")
+
+
+def sniff(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(12)
+
+
+def _has_signature(head: bytes) -> bool:
+    return head.startswith(_SIGNATURES) or (len(head) > 1 and head[0] == 0xFF
+                                            and head[1] & 0xE0 == 0xE0)
+
+
+@dataclass
+class Window:
+    offset: float  # seconds in the source (16 kHz timeline, source offset included)
+    audio: np.ndarray  # float32 mono 16 kHz
+    decode_seconds: float
+    resample_seconds: float
+
+
+def open_info(source: Source):
+    """Check a source can be decoded; returns ``(samplerate, channels, frames)`` or raises
+    IngestError with the rejects reason."""
+    import soundfile as sf
+    if not source.path:
+        raise IngestError("unsupported_uri", f"{source.uri}: only local files (file:// or paths) "
+                                             "are ingested")
+    path = Path(source.path)
+    if not path.is_file():
+        raise IngestError("missing_file", f"{path} does not exist")
+    if path.stat().st_size == 0:
+        raise IngestError("empty_file", f"{path} has zero bytes")
+    head = sniff(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        if _has_signature(head):
+            raise IngestError("corrupt_file", f"{path}: libsndfile cannot open it ({e})") from None
+        raise IngestError("not_audio", f"{path}: no audio signature (starts {head[:8]!r})") from None
+    if info.frames == 0:
+        raise IngestError("no_audio", f"{path}: the file holds zero audio frames")
+    return info.samplerate, info.channels, info.frames
+
+
+def stream_audio(source: Source, window_seconds: float = 30.0) -> Iterator[Window]:
+    """16 kHz mono windows of ``source`` in order (module docstring)."""
+    import soundfile as sf
+    import soxr
+
+    rate, channels, frames = open_info(source)
+    start = int(round(source.offset * rate))
+    stop = frames if source.duration is None else min(frames, start + int(round(
+        source.duration * rate)))
+    block = max(1, int(window_seconds * rate))
+    resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") \
+        if rate != SAMPLE_RATE else None
+    emitted = 0
+    position = start
+    with sf.SoundFile(source.path) as f:
+        if start:
+            f.seek(start)
+        while position < stop:
+            t0 = time.perf_counter()
+            try:
+                data = f.read(min(block, stop - position), dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as e:
+                raise IngestError("decode_error", f"{source.path}: {e}",
+                                  at_seconds=position / rate) from None
+            if len(data) == 0:
+                break
+            position += len(data)
+            mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            t1 = time.perf_counter()
+            last = position >= stop
+            out = resampler.resample_chunk(np.ascontiguousarray(mono), last=last) \
+                if resampler else np.ascontiguousarray(mono, dtype=np.float32)
+            t2 = time.perf_counter()
+            if len(out):
+                yield Window(source.offset + emitted / SAMPLE_RATE, out.astype(np.float32),
+                             t1 - t0, t2 - t1)
+                emitted += len(out)
+            if last:
+                break
+        if resampler is not None and position < stop:
+            tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            if len(tail):
+                yield Window(source.offset + emitted / SAMPLE_RATE, tail.astype(np.float32),
+                             0.0, 0.0)

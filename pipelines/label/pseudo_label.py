@@ -1,0 +1,79 @@
+"""Multi-system pseudo-labelling (Fun-ASR report section 3.1): every ASR system that covers a
+segment's language transcribes it; every hypothesis is kept.
+
+:class:`PseudoLabel` is a DoFn over batches (``beam.BatchElements`` upstream): the backends are
+built and loaded once per worker in ``setup()``, each batch is sorted by duration and handed to
+each backend in one ``transcribe_batch`` call. Segments without a language hint are first
+transcribed by the multilingual backends (Whisper base), whose detected language then decides
+which language-specific backends (tiny.en, pocketsphinx) also run. A backend that fails on a
+batch records ``{"error": ...}`` for those segments (counted as ``label/backend_errors``); the
+vote step then has fewer hypotheses.
+
+Segment items gain ``labels`` (system -> hypothesis dict), ``language`` (hint, else detected)
+and ``stage_seconds["asr"]`` (each backend call's time split over its segments by duration).
+Items of other kinds pass through untouched.
+"""
+
+from __future__ import annotations
+
+import time
+
+import apache_beam as beam
+
+from funfactory.errors import FunfactoryError
+from funfactory.pipelines.asr.registry import BackendSpec, build_backend
+
+_BACKEND_ERRORS = (FunfactoryError, RuntimeError, ValueError, OSError)
+
+
+class PseudoLabel(beam.DoFn):
+    def __init__(self, specs: list[BackendSpec]):
+        self.specs = list(specs)
+
+    def setup(self):
+        backends = [build_backend(spec).load() for spec in self.specs]
+        # multilingual systems first: they detect the language for segments without a hint
+        self.backends = sorted(backends, key=lambda b: b.languages is not None)
+        self.errors = beam.metrics.Metrics.counter("label", "backend_errors")
+
+    def process(self, batch):
+        segments = []
+        for item in batch:
+            if item[1] == "segment":
+                segments.append(item)
+            else:
+                yield item
+        if not segments:
+            return
+        segments.sort(key=lambda item: (item[2]["duration"], item[2]["key"]))
+        payloads = [item[2] for item in segments]
+        total = sum(p["duration"] for p in payloads) or 1.0
+        languages = [p["language_hint"] or None for p in payloads]
+        for p in payloads:
+            p["labels"] = {}
+        for backend in self.backends:
+            chosen = [i for i, lang in enumerate(languages) if backend.covers(lang)]
+            if not chosen:
+                continue
+            started = time.perf_counter()
+            try:
+                transcripts = backend.transcribe_batch([payloads[i]["audio"] for i in chosen],
+                                                       [languages[i] for i in chosen])
+                results = [t.as_label() for t in transcripts]
+            except _BACKEND_ERRORS as e:
+                self.errors.inc(len(chosen))
+                results = [{"error": f"{type(e).__name__}: {e}"[:500]}] * len(chosen)
+                transcripts = [None] * len(chosen)
+            elapsed = time.perf_counter() - started
+            share = sum(payloads[i]["duration"] for i in chosen) or 1.0
+            for i, result, transcript in zip(chosen, results, transcripts):
+                payloads[i]["labels"][backend.name] = dict(result)
+                seconds = payloads[i]["stage_seconds"]
+                seconds["asr"] = seconds.get("asr", 0.0) + elapsed * payloads[i]["duration"] / share
+                if languages[i] is None and transcript is not None and transcript.language:
+                    languages[i] = transcript.language
+        for p, lang in zip(payloads, languages):
+            p["language"] = lang or ""
+        beam.metrics.Metrics.counter("label", "segments").inc(len(segments))
+        beam.metrics.Metrics.distribution("label", "batch_seconds_ms").update(int(1000 * total))
+        yield from segments
