@@ -50,13 +50,7 @@ def _corpus(run: DemoRun) -> dict:
     from funfactory.synth.corpus import build_corpus
 
     info = build_corpus(run.path("corpus"), seed=run.seed, scale=run.scale)
-    manifest = [json.loads(line) for line in
-                run.path("corpus", "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
-    return {"recordings": len(manifest),
-            "hours": round(sum(r["duration"] for r in manifest) / 3600, 4),
-            "by_language": {lang: sum(1 for r in manifest if r["language"] == lang)
-                            for lang in sorted({r["language"] for r in manifest})},
-            "folder": str(getattr(info, "out_dir", run.path("corpus")))}
+    return {"folder": str(info.root), **info.counts, "hours": info.hours}
 
 
 def _reference_shards(run: DemoRun) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soxr
 
 SENTENCES = (
     "The quarterly budget review starts at nine tomorrow.",
@@ -19,15 +18,14 @@ SENTENCES = (
 
 @pytest.fixture(scope="session")
 def speech_clips() -> list[tuple[str, np.ndarray]]:
-    """(text, 16 kHz float32 audio on the 16-bit grid) for a few English sentences, from the
-    packaged hibari voice."""
-    from hibari.tts import Hibari
+    """(text, 16 kHz float32 audio on the 16-bit grid) for a few English sentences, spoken by
+    the packaged hibari voice."""
+    from funfactory.synth.tts import get_voice, resample_to_16k
 
-    voice = Hibari(threads=1)
+    voice = get_voice("hibari-en")
     clips = []
     for i, text in enumerate(SENTENCES):
-        audio = np.asarray(voice(text, seed=i), dtype=np.float32)
-        audio = soxr.resample(audio, voice.sample_rate, 16000)
+        audio = resample_to_16k(voice.synthesize(text, seed=i), voice.sample_rate)
         audio = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
         clips.append((text, audio.astype(np.float32) / 32768.0))
     return clips

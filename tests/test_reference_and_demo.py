@@ -1,0 +1,60 @@
+"""The embedded corpus's known utterances as a gold shard set, and the demo over it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from funfactory.pipelines.reference import read_manifest, write_reference_shards
+from funfactory.shards.reader import ShardReader
+from funfactory.shards.verify import verify
+from funfactory.synth.corpus import default_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return default_corpus("tiny")
+
+
+def test_reference_shards_hold_every_known_utterance(tmp_path, corpus):
+    write_reference_shards(corpus.root, tmp_path)
+    report = verify(tmp_path)
+    assert report.ok, report.problems
+    utterances = list(read_manifest(corpus.root))
+    samples = {s.meta["raw_text"]: s for s in ShardReader(tmp_path)}
+    assert len(samples) == len(utterances) == corpus.counts["utterances"]
+    for utt in utterances:
+        sample = samples[utt.text]
+        assert sample.meta["language"] == utt.language
+        assert sample.meta["source"]["offset"] == pytest.approx(utt.start, abs=1e-3)
+        assert abs(len(sample.audio) / 16000 - (utt.end - utt.start)) < 0.01
+        assert np.sqrt(np.mean(sample.audio ** 2)) > 0.005  # speech, not a silent gap
+
+
+def test_reference_labels_are_inverse_normalised(tmp_path, corpus):
+    write_reference_shards(corpus.root, tmp_path)
+    spoken_numbers = [s for s in ShardReader(tmp_path)
+                      if any(c in s.meta["raw_text"] for c in "零一二三四五六七八九十点")
+                      and s.meta["text"] != s.meta["raw_text"]]
+    for sample in spoken_numbers:
+        assert any(c.isdigit() for c in sample.meta["text"]), sample.meta
+
+
+@pytest.mark.slow
+def test_demo_runs_and_a_second_run_reuses_its_work(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "funfactory.cli", "demo", "--out", str(out), "--scale", "tiny"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert all(not s["reused"] for s in report["stages"])
+    assert (out / "report" / "report.md").read_text().count("## ") >= len(report["stages"])
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert second.returncode == 0, second.stderr[-3000:]
+    again = json.loads((out / "report" / "report.json").read_text())
+    assert all(s["reused"] for s in again["stages"])
+    assert again["total_seconds"] < report["total_seconds"] / 3
