@@ -14,7 +14,9 @@ and every argument after ``--`` goes to Beam unchanged (``--temp_location``, ``-
 
 ``beam_options(runner=..., direct_num_workers=..., direct_running_mode=..., dask_address=...,
 extra=[...])`` builds ``PipelineOptions``; ``runner_options_from_args(namespace)`` does the same
-from parsed arguments. ``pickle_library`` is cloudpickle, so DoFns defined anywhere ship to
+from parsed arguments. ``run_and_wait(pipeline)`` runs a pipeline to the end, returns its Beam
+counters as ``{"namespace/name": value}`` (empty where the runner has no metrics, e.g. Dask) and
+closes the Dask client the DaskRunner opened. ``pickle_library`` is cloudpickle, so DoFns defined anywhere ship to
 workers.
 """
 
@@ -70,3 +72,23 @@ def runner_options_from_args(ns: argparse.Namespace):
     return beam_options(runner=ns.runner, direct_num_workers=ns.direct_num_workers,
                         direct_running_mode=ns.direct_running_mode,
                         dask_address=ns.dask_address, extra=list(ns.beam_args or []))
+
+
+def run_and_wait(pipeline) -> dict[str, int]:
+    """Run ``pipeline``, wait for it, return its counters (module docstring)."""
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+        try:
+            query = result.metrics().query()
+        except (NotImplementedError, AttributeError):
+            return {}
+        counters = {}
+        for c in query.get("counters", []):
+            value = c.committed if c.committed is not None else c.attempted
+            counters[f"{c.key.metric.namespace}/{c.key.metric.name}"] = int(value or 0)
+        return counters
+    finally:
+        client = getattr(result, "client", None)
+        if client is not None:
+            client.close()

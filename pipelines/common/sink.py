@@ -22,6 +22,7 @@ from pathlib import Path
 
 import apache_beam as beam
 
+from funfactory.pipelines.common.runner import run_and_wait
 from funfactory.pipelines.common.units import read_manifests, read_part_samples
 from funfactory.shards.index import FRAGMENTS, merge_index
 from funfactory.shards.keys import parse_shard_name
@@ -98,10 +99,11 @@ def pack_shards(work_dir: str | Path, out_dir: str | Path, dataset: str, split: 
     plans = plan_shards(manifests, max_count, max_bytes)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     if plans:
-        with beam.Pipeline(options=options) as p:
-            _ = (p | "ShardPlans" >> beam.Create(plans, reshuffle=False)
-                 | "WriteShards" >> beam.ParDo(WriteShard(str(work_dir), str(out_dir), dataset,
-                                                          split)))
+        pipeline = beam.Pipeline(options=options)
+        _ = (pipeline | "ShardPlans" >> beam.Create(plans)
+             | "WriteShards" >> beam.ParDo(WriteShard(str(work_dir), str(out_dir), dataset,
+                                                      split)))
+        run_and_wait(pipeline)
     remove_stale_shards(out_dir, dataset, split, len(plans))
     merge_index(out_dir, dataset, split)
     return [f"{dataset}-{split}-{plan['index']:06d}.tar" for plan in plans]

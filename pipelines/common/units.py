@@ -144,17 +144,20 @@ class StageSample(beam.DoFn):
 
 
 class Progress:
-    """Progress lines on stderr: units done of a total, audio seconds, rate."""
+    """Progress lines on stderr: units done of a total, audio seconds, rate since the wave began.
+    Counts are per worker process on multi-process runners; the driver prints exact totals
+    between waves."""
 
-    def __init__(self, name: str, total: int, done_before: int = 0):
+    def __init__(self, name: str, total: int, done_before: int = 0,
+                 started_at: float | None = None):
         self.name, self.total, self.done = name, total, done_before
-        self.started = time.monotonic()
+        self.started = time.time() if started_at is None else started_at
         self.seconds_in = 0.0
 
     def unit_done(self, unit: str, seconds_in: float, samples: int, rejects: int) -> str:
         self.done += 1
         self.seconds_in += seconds_in
-        elapsed = max(time.monotonic() - self.started, 1e-9)
+        elapsed = max(time.time() - self.started, 1e-9)
         line = (f"[{self.name}] {self.done}/{self.total} units  {unit}: {samples} samples, "
                 f"{rejects} rejects  ({self.seconds_in / 3600:.3f} h in, "
                 f"{self.seconds_in / elapsed:.1f}x real time)")
@@ -165,12 +168,14 @@ class Progress:
 class FinishUnit(beam.DoFn):
     """(unit, [records]) -> parts/{unit}.tar and the marker parts/{unit}.json."""
 
-    def __init__(self, work_dir: str, name: str = "pipeline", total: int = 0, done_before: int = 0):
+    def __init__(self, work_dir: str, name: str = "pipeline", total: int = 0, done_before: int = 0,
+                 started_at: float | None = None):
         self.work_dir = str(work_dir)
         self.name, self.total, self.done_before = name, total, done_before
+        self.started_at = time.time() if started_at is None else started_at
 
     def setup(self):
-        self.progress = Progress(self.name, self.total, self.done_before)
+        self.progress = Progress(self.name, self.total, self.done_before, self.started_at)
 
     def process(self, element):
         unit, records = element
@@ -228,6 +233,7 @@ class WriteUnits(beam.PTransform):
         super().__init__()
         self.work_dir = str(work_dir)
         self.name, self.total, self.done_before = name, total, done_before
+        self.started_at = time.time()
 
     def expand(self, items):
         return (items
@@ -235,7 +241,7 @@ class WriteUnits(beam.PTransform):
                 | "KeyByUnit" >> beam.Map(lambda e: (e[0], (e[1], e[2])))
                 | "GroupByUnit" >> beam.GroupByKey()
                 | "FinishUnits" >> beam.ParDo(FinishUnit(self.work_dir, self.name, self.total,
-                                                         self.done_before)))
+                                                         self.done_before, self.started_at)))
 
 
 def read_part_samples(work_dir: str | Path, unit: str, keys: Iterable[str] | None = None):

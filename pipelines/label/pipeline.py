@@ -2,7 +2,7 @@
 
 ``LabelSources(cfg, config_sha256)`` is the per-source transform::
 
-    sources -> SegmentSources (ingest + VAD, streamed) -> BatchElements(asr.batch_size)
+    sources -> SegmentSources (ingest + VAD, streamed; batches of asr.batch_size segments)
             -> PseudoLabel (every backend, batched) -> Vote -> ApplyItn -> FilterLabels
             -> ToSample
 
@@ -28,6 +28,7 @@ from pathlib import Path
 import apache_beam as beam
 
 from funfactory.config import config_sha256
+from funfactory.pipelines.common.runner import run_and_wait
 from funfactory.pipelines.common.units import WorkDir, WriteUnits, done_units, read_manifests
 from funfactory.pipelines.label.config import LabelConfig
 from funfactory.pipelines.label.filters import FilterLabels
@@ -52,27 +53,14 @@ class LabelSources(beam.PTransform):
         cfg = self.cfg
         max_duration = (cfg.vad.long_form_max_seconds if cfg.vad.long_form
                         else cfg.filters.max_duration_seconds)
-        size = max(1, cfg.asr.batch_size)
         return (sources
-                | "SegmentSources" >> beam.ParDo(SegmentSources(cfg.vad, cfg.ingest.window_seconds))
-                | "BatchSegments" >> beam.BatchElements(min_batch_size=size, max_batch_size=size)
+                | "SegmentSources" >> beam.ParDo(SegmentSources(
+                    cfg.vad, cfg.ingest.window_seconds, cfg.asr.batch_size))
                 | "PseudoLabel" >> beam.ParDo(PseudoLabel(cfg.asr.backends))
                 | "Vote" >> beam.ParDo(Vote(cfg.vote))
                 | "ITN" >> beam.ParDo(ApplyItn(cfg.itn))
                 | "Filter" >> beam.ParDo(FilterLabels(cfg.filters, max_duration))
                 | "ToSample" >> beam.ParDo(ToSample(self.config_sha)))
-
-
-def _counters(result) -> dict:
-    try:
-        query = result.metrics().query()
-    except (NotImplementedError, AttributeError):
-        return {}
-    out = {}
-    for c in query.get("counters", []):
-        value = c.committed if c.committed is not None else c.attempted
-        out[f"{c.key.metric.namespace}/{c.key.metric.name}"] = int(value or 0)
-    return out
 
 
 def _waves(items: list, size: int) -> list[list]:
@@ -105,9 +93,7 @@ def run_label(cfg: LabelConfig, input_path: str | Path, out_dir: str | Path, opt
              | "Label" >> LabelSources(cfg, sha)
              | "WriteUnits" >> WriteUnits(work.path, "label", total=len(sources),
                                           done_before=finished))
-        result = pipeline.run()
-        result.wait_until_finish()
-        for key, value in _counters(result).items():
+        for key, value in run_and_wait(pipeline).items():
             counters[key] = counters.get(key, 0) + value
         finished += len(wave)
         echo(f"[label] wave {n}/{len(waves)} done: {finished}/{len(sources)} sources "

@@ -1,9 +1,11 @@
 """Multi-system pseudo-labelling (Fun-ASR report section 3.1): every ASR system that covers a
 segment's language transcribes it; every hypothesis is kept.
 
-:class:`PseudoLabel` is a DoFn over batches (``beam.BatchElements`` upstream): the backends are
-built and loaded once per worker in ``setup()``, each batch is sorted by duration and handed to
-each backend in one ``transcribe_batch`` call. Segments without a language hint are first
+:class:`PseudoLabel` is a DoFn over batches (``(unit, "batch", [segment, ...])`` from
+:class:`funfactory.pipelines.label.vad.SegmentSources`): the backends are built and loaded once
+per worker process in ``setup()`` (cached per process, since some runners call ``setup`` per
+bundle), each batch is sorted by duration and handed to each backend in one
+``transcribe_batch`` call. Segments without a language hint are first
 transcribed by the multilingual backends (Whisper base), whose detected language then decides
 which language-specific backends (tiny.en, pocketsphinx) also run. A backend that fails on a
 batch records ``{"error": ...}`` for those segments (counted as ``label/backend_errors``); the
@@ -22,6 +24,7 @@ import apache_beam as beam
 
 from funfactory.errors import FunfactoryError
 from funfactory.pipelines.asr.registry import BackendSpec, build_backend
+from funfactory.pipelines.common.workers import worker_cached
 
 _BACKEND_ERRORS = (FunfactoryError, RuntimeError, ValueError, OSError)
 
@@ -31,20 +34,18 @@ class PseudoLabel(beam.DoFn):
         self.specs = list(specs)
 
     def setup(self):
-        backends = [build_backend(spec).load() for spec in self.specs]
+        backends = [worker_cached(("asr", repr(spec)), lambda spec=spec: build_backend(spec).load())
+                    for spec in self.specs]
         # multilingual systems first: they detect the language for segments without a hint
         self.backends = sorted(backends, key=lambda b: b.languages is not None)
         self.errors = beam.metrics.Metrics.counter("label", "backend_errors")
 
-    def process(self, batch):
-        segments = []
-        for item in batch:
-            if item[1] == "segment":
-                segments.append(item)
-            else:
-                yield item
-        if not segments:
+    def process(self, item):
+        unit, kind, batch = item
+        if kind != "batch":
+            yield item
             return
+        segments = [(unit, "segment", p) for p in batch]
         segments.sort(key=lambda item: (item[2]["duration"], item[2]["key"]))
         payloads = [item[2] for item in segments]
         total = sum(p["duration"] for p in payloads) or 1.0

@@ -22,6 +22,11 @@ stream restarted there.
 Every segment, kept or rejected, gets the next index of its source, so keys are deterministic.
 Ingest is fused with VAD in :class:`SegmentSources` (one DoFn per source): a long recording
 flows through decode, resample and VAD without its windows ever entering the Beam shuffle.
+Segments leave it in batches of ``batch_size`` (``(unit, "batch", [segment, ...])``), the unit of
+batched inference downstream. Batching inside the source DoFn rather than with
+``beam.BatchElements`` is deliberate: Beam 2.77's DaskRunner drops whatever a DoFn emits from
+``finish_bundle`` (``apply_dofn_to_bundle`` collects results before calling it), which loses the
+last partial batch of every bundle; per-source batches are identical on every runner.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import apache_beam as beam
 import numpy as np
 
 from funfactory.pipelines.common.rejects import reject_row
+from funfactory.pipelines.common.workers import worker_cached
 from funfactory.pipelines.label.config import VadConfig
 from funfactory.pipelines.label.ingest import IngestError, Source, stream_audio
 from funfactory.shards.keys import segment_key
@@ -208,12 +214,13 @@ class SegmentSources(beam.DoFn):
     """source dict -> ``(unit, "segment", {...audio...})`` items, ``(unit, "reject", row)`` for
     too-short segments and failed files, and one ``(unit, "unit", info)`` per source."""
 
-    def __init__(self, cfg: VadConfig, window_seconds: float = 30.0):
+    def __init__(self, cfg: VadConfig, window_seconds: float = 30.0, batch_size: int = 8):
         self.cfg = cfg
         self.window_seconds = window_seconds
+        self.batch_size = max(1, batch_size)
 
     def setup(self):
-        self.session = load_sequence_model()
+        self.session = worker_cached("silero-vad-sequence", load_sequence_model)
 
     def process(self, source_dict):
         source = Source.from_dict(source_dict)
@@ -250,6 +257,19 @@ class SegmentSources(beam.DoFn):
                 "reference": _reference(source, offset, offset + duration),
                 "stage_seconds": {}})
 
+        batch: list[dict] = []
+
+        def emit(span: Span):
+            item = cut(span)
+            if item[1] == "segment":
+                batch.append(item[2])
+                if len(batch) >= self.batch_size:
+                    out = (unit, "batch", list(batch))
+                    batch.clear()
+                    return [out]
+                return []
+            return [item]
+
         try:
             for window in stream_audio(source, self.window_seconds):
                 stage["decode"] += window.decode_seconds
@@ -260,7 +280,7 @@ class SegmentSources(beam.DoFn):
                 spans = segmenter.feed(vad.feed(window.audio))
                 stage["vad"] += time.perf_counter() - started
                 for span in spans:
-                    yield cut(span)
+                    yield from emit(span)
                 keep = segmenter.keep_from()
                 if keep - base > len(window.audio):
                     buffer = buffer[keep - base:]
@@ -272,7 +292,9 @@ class SegmentSources(beam.DoFn):
             segmenter.feed(vad.feed(np.zeros(0, np.float32), last=True))
         stage["vad"] += time.perf_counter() - started
         for span in segmenter.finish(total):
-            yield cut(span)
+            yield from emit(span)
+        if batch:
+            yield unit, "batch", list(batch)
         seconds_in = total / SAMPLE_RATE
         if error is not None:
             at = error.at_seconds
