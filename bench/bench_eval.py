@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.quick:
         text_sizes, audio_sizes, n_audio, n_scoring = [1000, 10000], [25, 50, 100], 10, 2000
     else:
-        text_sizes, audio_sizes, n_audio, n_scoring = [10000, 30000, 100000], [50, 100, 200, 400], 20, 10000
+        text_sizes, audio_sizes, n_audio, n_scoring = [10000, 100000], [50, 100, 200], 20, 10000
     print(f"{'benchmark':28s} {'figure':40s} {'value':>12s}   {'anchor':36s} {'anchor value':>12s}   ratio")
     rows = bench_text(1000, text_sizes)
     rows += bench_audio(n_audio, audio_sizes)
