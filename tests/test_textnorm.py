@@ -112,3 +112,17 @@ def test_itn_only_touches_numbers():
     assert normalize_label("send it to john at gmail dot com") == "send it to john at gmail dot com"
     assert normalize_label("smith has twenty one cats") == "smith has 21 cats"
     assert normalize_label("我们一起去") == "我们一起去"
+
+
+@pytest.mark.parametrize("raw", RAW_TEXTS[:14])
+def test_label_pipeline_itn_step_scores_like_the_raw_hypothesis(raw):
+    """The labelling pipeline's own ITN step (pipelines/label/itn.py) writes labels whose
+    scoring form equals the scoring form of the hypothesis it was given."""
+    from funfactory.pipelines.label.config import ItnConfig
+    from funfactory.pipelines.label.itn import ApplyItn
+
+    segment = {"label_text": raw, "language": detect_language(raw), "labels": {},
+               "stage_seconds": {}}
+    ((_, _, labelled),) = list(ApplyItn(ItnConfig(enabled=True)).process(("unit", "segment", segment)))
+    assert labelled["text"] == normalize_label(raw)
+    assert normalize_for_scoring(labelled["text"]) == normalize_for_scoring(raw)
