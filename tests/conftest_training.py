@@ -42,3 +42,47 @@ def varied_clips(clips: list[tuple[str, np.ndarray]], seed: int = 0) -> list[tup
     audio: for loader tests only)."""
     rng = np.random.default_rng(seed)
     return [(t, a[: max(1600, int(len(a) * rng.uniform(0.3, 1.0)))]) for t, a in clips]
+
+
+def tiny_llm_folder(cache_dir: Path) -> Path:
+    """The tiny random Qwen3 + Qwen tokenizer folder, built once into a persistent test cache
+    (building the tokenizer from the tiktoken file takes tens of seconds)."""
+    from funfactory.model.tiny_llm import build_tiny_llm
+
+    folder = Path(cache_dir) / "tiny-llm-seed0"
+    if not (folder / "funfactory_tiny_llm.json").is_file():
+        build_tiny_llm(folder, seed=0)
+    return folder
+
+
+def bestrq_config(shards: str, out_dir: Path, **run):
+    """A small Best-RQ run on `shards`: fixed-size batches in shard order, CPU, fp32."""
+    from funfactory.training.config import (BestRQConfig, LoaderConfig, OptimConfig, RunConfig,
+                                            StreamConfig, TrainConfig)
+
+    run_fields = dict(out_dir=str(out_dir), max_steps=4, log_every=1, save_every=0, val_every=0,
+                      device="cpu", tensorboard=False, threads=1)
+    run_fields.update(run)
+    return TrainConfig(
+        data=LoaderConfig(streams=[StreamConfig(name="speech", shards=[shards])], batch_size=2,
+                          shuffle_shards=False, shuffle_buffer=1),
+        optim=OptimConfig(lr=2e-3, warmup_steps=2, schedule="constant", grad_clip=1.0),
+        run=RunConfig(**run_fields),
+        bestrq=BestRQConfig(codebook_size=64, codebook_dim=8, mask_prob=0.08, mask_span=4))
+
+
+def spawned_rank(rank: int, world: int, port: int, kind: str, config) -> None:
+    """Entry of one torch.multiprocessing-spawned rank: join a gloo group over localhost."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from funfactory.training.runner import run
+
+    run(kind, config)
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
