@@ -32,7 +32,13 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from funfactory.eval import minhash
-from funfactory.eval.fingerprint import MIN_VOTE_SHARE, MIN_VOTES, FingerprintIndex, fingerprint
+from funfactory.eval.fingerprint import (
+    MIN_VOTE_SHARE,
+    MIN_VOTES,
+    Fingerprint,
+    FingerprintIndex,
+    fingerprint,
+)
 from funfactory.eval.textnorm import normalize_for_scoring
 
 TEXT_THRESHOLD = 0.7
@@ -44,13 +50,20 @@ KINDS = ("text_exact", "text_near", "audio_exact", "audio")
 
 @dataclass
 class Item:
-    """One clip on either side of a check; any of text and audio may be missing."""
+    """One clip on either side of a check; any of text and audio may be missing. A clip
+    fingerprinted elsewhere (a worker process) carries ``audio_print`` instead of ``audio``."""
 
     key: str
     text: str | None = None
     audio: np.ndarray | None = field(default=None, repr=False)
     sample_rate: int = 16000
     audio_sha256: str | None = None
+    audio_print: Fingerprint | None = field(default=None, repr=False)
+
+    def fingerprint(self) -> Fingerprint | None:
+        if self.audio_print is None and self.audio is not None:
+            self.audio_print = fingerprint(self.audio, self.sample_rate)
+        return self.audio_print
 
 
 @dataclass(frozen=True)
@@ -104,8 +117,8 @@ class LeakageIndex:
             self.counts["text_too_short"] += 1
         if item.audio_sha256:
             self._sha[item.audio_sha256].append(number)
-        if self.audio and item.audio is not None:
-            self._prints.add(item.key, fingerprint(item.audio, item.sample_rate))
+        if self.audio and item.fingerprint() is not None:
+            self._prints.add(item.key, item.fingerprint())
         self._lsh = None
 
     def _build_text(self) -> None:
@@ -157,10 +170,10 @@ class LeakageIndex:
                 exact.add(self.keys[test])
                 yield Overlap(self.keys[test], item.key, "audio_exact", 1.0,
                               {"audio_sha256": item.audio_sha256})
-            if not self.audio or item.audio is None or len(self._prints) == 0:
+            if not self.audio or len(self._prints) == 0 or item.fingerprint() is None:
                 continue
-            matches = self._prints.query(item.key, fingerprint(item.audio, item.sample_rate),
-                                         self.min_votes, self.min_vote_share)
+            matches = self._prints.query(item.key, item.fingerprint(), self.min_votes,
+                                         self.min_vote_share)
             for match in matches:
                 if match.item not in exact:
                     # The index holds the test side: offset_s = test time - training time,

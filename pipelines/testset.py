@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -41,7 +42,7 @@ import numpy as np
 from funfactory import __version__
 from funfactory.config import config_sha256
 from funfactory.errors import FunfactoryError
-from funfactory.eval.fingerprint import MIN_VOTE_SHARE, MIN_VOTES
+from funfactory.eval.fingerprint import MIN_VOTE_SHARE, MIN_VOTES, fingerprint
 from funfactory.eval.leakage import (
     MIN_TEXT_CHARS,
     TEXT_THRESHOLD,
@@ -68,6 +69,7 @@ class TestsetConfig:
     audio: bool = True
     min_votes: int = MIN_VOTES
     min_vote_share: float = MIN_VOTE_SHARE
+    workers: int = 1  # processes decoding and fingerprinting training shards
 
 
 @dataclass
@@ -208,17 +210,35 @@ def load_audio(path: str | Path, start: float = 0.0, end: float | None = None) -
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def shard_items(urls, audio: bool = True) -> Iterator[Item]:
-    """Every sample of a shard set as a leakage :class:`Item` (text, audio, FLAC sha256)."""
+def _shard_items(url: str, audio: bool) -> list[Item]:
+    """One shard's samples as fingerprinted :class:`Item` s (audio itself dropped)."""
     from funfactory.shards.audio import sha256
     from funfactory.shards.reader import ShardReader
 
-    reader = ShardReader(urls, decode=audio)
-    for sample in reader:
-        yield Item(sample.key, text=sample.meta.get("text"), audio=sample.audio,
-                   sample_rate=sample.sample_rate, audio_sha256=sha256(sample.flac))
+    reader = ShardReader(url, decode=audio)
+    items = [Item(s.key, text=s.meta.get("text"), audio_sha256=sha256(s.flac),
+                  audio_print=fingerprint(s.audio, s.sample_rate) if audio else None)
+             for s in reader]
     if reader.errors:
-        log.warning("shards %s: unreadable samples skipped: %s", urls, dict(reader.errors))
+        log.warning("shard %s: unreadable samples skipped: %s", url, dict(reader.errors))
+    return items
+
+
+def shard_items(urls, audio: bool = True, workers: int = 1) -> Iterator[Item]:
+    """Every sample of a shard set as a leakage :class:`Item` (text, fingerprint, FLAC sha256),
+    shard by shard; ``workers`` > 1 decodes and fingerprints shards in parallel processes."""
+    from funfactory.shards.reader import expand_urls
+
+    urls = expand_urls(urls)
+    if workers <= 1 or len(urls) <= 1:
+        for url in urls:
+            yield from _shard_items(url, audio)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(urls))) as pool:
+        for items in pool.imap(functools.partial(_shard_items, audio=audio), urls):
+            yield from items
 
 
 def _leakage_index(config: TestsetConfig) -> LeakageIndex:
@@ -248,7 +268,8 @@ def build_testset(pool: str | Path, train_shards, out_dir: str | Path,
     for item in dates.after:
         audio = load_audio(item.audio, item.start, item.end) if config.audio else None
         index.add(Item(item.id, text=item.text or None, audio=audio))
-    grouped = group_by_test_item(index.scan(shard_items(train_shards, audio=config.audio)))
+    grouped = group_by_test_item(index.scan(shard_items(train_shards, config.audio,
+                                                        config.workers)))
     kept = [item for item in dates.after if item.id not in grouped]
     report = {
         "pool": str(pool), "cutoff": config.cutoff, "config": dataclasses.asdict(config),
@@ -352,10 +373,11 @@ def check_shards(train_shards, test_shards, out_dir: str | Path, config: Testset
     leakage report into ``out_dir`` and returns its summary."""
     index = _leakage_index(config)
     test_keys = []
-    for item in shard_items(test_shards, audio=config.audio):
+    for item in shard_items(test_shards, config.audio, config.workers):
         index.add(item)
         test_keys.append(item.key)
-    grouped = group_by_test_item(index.scan(shard_items(train_shards, audio=config.audio)))
+    grouped = group_by_test_item(index.scan(shard_items(train_shards, config.audio,
+                                                        config.workers)))
     summary = {"test items": len(test_keys), "training items scanned": index.counts["training_items"],
                "text too short to judge": index.counts["text_too_short"]}
     jsonl, markdown = write_leakage_report(grouped, out_dir, summary)

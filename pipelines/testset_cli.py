@@ -20,13 +20,16 @@ def _add_leakage_options(parser: argparse.ArgumentParser) -> None:
                         help="shorter texts are judged by audio only (default %(default)s)")
     parser.add_argument("--no-audio", action="store_true",
                         help="compare text only (no audio decoding or fingerprints)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes decoding and fingerprinting shards (default 1)")
 
 
 def _config(args, cutoff: str = ""):
     from funfactory.pipelines.testset import TestsetConfig
 
     return TestsetConfig(cutoff=cutoff, text_threshold=args.text_threshold,
-                         min_text_chars=args.min_text_chars, audio=not args.no_audio)
+                         min_text_chars=args.min_text_chars, audio=not args.no_audio,
+                         workers=args.workers)
 
 
 def _print(summary: dict) -> None:

@@ -26,9 +26,9 @@ from tests.eval_speech import SENTENCES, mp3_roundtrip, speech, trimmed
 LINEAGE = {"pipeline": "test", "version": "0", "config_sha256": "0" * 64}
 
 
-def _write_shards(out_dir, dataset, samples):
+def _write_shards(out_dir, dataset, samples, max_count=1000):
     """samples: (key, text, audio) -> one shard set."""
-    with ShardWriter(out_dir, dataset, "train") as writer:
+    with ShardWriter(out_dir, dataset, "train", max_count=max_count) as writer:
         for key, text, audio in samples:
             writer.write(new_meta(key=key, text=text, language="en", duration=len(audio) / 16000,
                                   source_id="src" + key, uri=f"file:///{key}.wav", **LINEAGE), audio)
@@ -62,7 +62,7 @@ def world(tmp_path_factory):
         # the words of "leak-text" (re-punctuated, upper-cased) spoken by another clip
         ("tr-text", SENTENCES[2].upper().replace(" ", ", ", 1), clips[7]),
         ("tr-other", SENTENCES[7], clips[7][: len(clips[7]) // 2]),
-    ])
+    ], max_count=2)
     return root, train
 
 
@@ -150,6 +150,18 @@ def test_check_command_flags_leaks_and_passes_clean_sets(world, tmp_path):
     assert {o["train_key"] for o in records[0]["overlaps"]} >= {"tr-text"}
     assert main(["testset", "check", "--train", str(train), "--test", str(clean),
                  "--out", str(tmp_path / "r2"), "--no-audio"]) == 0
+
+
+@pytest.mark.slow
+def test_check_with_worker_processes_finds_the_same_leaks(world, tmp_path):
+    clips = speech()
+    _, train = world
+    leaky = _write_shards(tmp_path / "leaky", "eval", [("t-copy", SENTENCES[7], clips[7] * 0.5)])
+    assert main(["testset", "check", "--train", str(train), "--test", str(leaky),
+                 "--out", str(tmp_path / "r"), "--workers", "2"]) == 1
+    (record,) = [json.loads(x) for x in (tmp_path / "r" / "leakage.jsonl").read_text().splitlines()]
+    assert record["test_key"] == "t-copy"
+    assert {o["train_key"] for o in record["overlaps"]} >= {"tr-text"}
 
 
 def test_pool_from_a_folder_with_sidecars(tmp_path):
