@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from funfactory.errors import FunfactoryError
@@ -33,7 +34,8 @@ from funfactory.model.configs import LLMShape, ModelConfig
 from funfactory.model.ctc import CTCHead, CTCVocab, ctc_loss
 from funfactory.model.encoder import AudioEncoder
 from funfactory.model.frontend import Frontend
-from funfactory.model.llm import LLMInputs, Prompt, PromptTemplate, build_llm_inputs, load_llm
+from funfactory.model.llm import (IGNORE_INDEX, LLMInputs, Prompt, PromptTemplate, build_llm_inputs,
+                                  load_llm)
 
 PARTS = ("encoder", "adaptor", "ctc", "llm")
 
@@ -112,12 +114,21 @@ class FunASRModel(nn.Module):
         if self.config.llm_weight > 0:
             inputs = self.build_llm_inputs(enc.audio_embeds, enc.audio_lengths,
                                            batch.get("prompts"), targets=list(texts))
-            out = self.llm(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
-                           labels=inputs.labels)
-            losses["llm_loss"] = out.loss
+            losses["llm_loss"] = self._llm_loss(inputs)
         losses["loss"] = (self.config.ctc_weight * losses["ctc_loss"]
                           + self.config.llm_weight * losses["llm_loss"])
         return losses
+
+
+    def _llm_loss(self, inputs: LLMInputs) -> torch.Tensor:
+        """Next-token cross-entropy on the transcript, projecting only the positions that predict it."""
+        targets = inputs.labels[:, 1:]
+        keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+        out = self.llm(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                       logits_to_keep=keep)
+        logits = out.logits.float()
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets[:, keep].reshape(-1),
+                               ignore_index=IGNORE_INDEX)
 
 
 def _part_parameters(model: FunASRModel, part: str) -> Iterable[tuple[str, nn.Parameter]]:

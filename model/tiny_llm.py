@@ -94,6 +94,40 @@ def build_tiny_llm(out_dir: str | Path, seed: int = 0, **config_overrides) -> Pa
     return out
 
 
+def cached_tiny_llm(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
+    """The default tiny LLM folder under the funfactory cache, built on first use.
+
+    The cache key covers the seed and the BPE file, so a changed tokenizer package rebuilds. The
+    folder is written beside its final name and renamed into place, so concurrent test processes
+    never see half a folder.
+    """
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    root = Path(cache_dir or os.environ.get("FUNFACTORY_CACHE")
+                or Path.home() / ".cache" / "funfactory") / "tiny-llm"
+    bpe = qwen_tiktoken_file()
+    key = hashlib.sha256(f"{seed}:{bpe.stat().st_size}:{bpe.stat().st_mtime_ns}:"
+                         f"{QWEN_PRETOKENIZE_PATTERN}".encode()).hexdigest()[:16]
+    final = root / f"qwen3-tiny-{key}"
+    if (final / "tokenizer.json").is_file():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    try:
+        build_tiny_llm(staging, seed=seed)
+        try:
+            os.replace(staging, final)
+        except OSError:
+            if not (final / "tokenizer.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir")

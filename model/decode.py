@@ -1,0 +1,98 @@
+"""Offline batched decoding: CTC greedy, and LLM greedy or sampled with hotword prompts (sections 2, 5.5).
+
+`transcribe(model, waveforms)` pads a batch of 16 kHz float32 waveforms, encodes them once, takes
+the CTC best path (with token timestamps), retrieves hotword candidates from that hypothesis when a
+`HotwordIndex` is given, builds each utterance's prompt and generates with the LLM.
+`decode_encoding` is the part after the encoder, shared with streaming so that a stream's final
+result goes through exactly the offline path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from funfactory.errors import FunfactoryError
+from funfactory.model.asr import AudioEncoding, FunASRModel
+from funfactory.model.ctc import CTCHypothesis, ctc_greedy
+from funfactory.model.hotword import HotwordIndex
+from funfactory.model.llm import Prompt, generate
+
+METHODS = ("ctc", "llm")
+
+
+@dataclass
+class DecodeOptions:
+    method: str = "llm"  # "ctc": CTC best path only; "llm": the LLM decoder
+    hotwords: HotwordIndex | None = None
+    hotword_top_k: int = 10
+    ctc_hypothesis_in_prompt: bool = False
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+
+
+@dataclass
+class Transcript:
+    text: str
+    ctc: CTCHypothesis
+    hotwords: list[str] = field(default_factory=list)
+
+
+def waveform_batch(waveforms: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad 1-D float waveforms into (B, N) with their lengths."""
+    if not waveforms:
+        raise FunfactoryError("no waveforms to decode")
+    arrays = [np.asarray(w, dtype=np.float32).reshape(-1) for w in waveforms]
+    lengths = torch.tensor([len(a) for a in arrays])
+    batch = torch.zeros(len(arrays), int(lengths.max()))
+    for i, a in enumerate(arrays):
+        batch[i, : len(a)] = torch.from_numpy(a)
+    return batch, lengths
+
+
+def decode_encoding(model: FunASRModel, enc: AudioEncoding, options: DecodeOptions,
+                    prompts: Sequence[dict | Prompt | None] | None = None) -> list[Transcript]:
+    if options.method not in METHODS:
+        raise FunfactoryError(f"decode method {options.method!r} is unknown; choose one of {METHODS}")
+    hyps = ctc_greedy(enc.ctc_log_probs, enc.encoded_lengths, model.ctc_vocab,
+                      model.encoder_frame_seconds)
+    if options.method == "ctc":
+        return [Transcript(h.text, h) for h in hyps]
+    built: list[Prompt] = []
+    for i, hyp in enumerate(hyps):
+        given = prompts[i] if prompts is not None else None
+        prompt = (dataclasses.replace(given, hotwords=list(given.hotwords), context=list(given.context))
+                  if isinstance(given, Prompt) else Prompt.from_sample(given))
+        if options.hotwords is not None:
+            found = [m.hotword for m in options.hotwords.retrieve(hyp.text, options.hotword_top_k)]
+            prompt.hotwords = list(dict.fromkeys(prompt.hotwords + found))
+        if options.ctc_hypothesis_in_prompt:
+            prompt.ctc_hypothesis = hyp.text
+        built.append(prompt)
+    inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, built, padding_side="left")
+    texts = generate(model.llm, model.tokenizer, inputs, max_new_tokens=options.max_new_tokens,
+                     do_sample=options.do_sample, temperature=options.temperature,
+                     top_p=options.top_p, top_k=options.top_k, seed=options.seed)
+    return [Transcript(t, h, p.hotwords) for t, h, p in zip(texts, hyps, built)]
+
+
+def transcribe(model: FunASRModel, waveforms: Sequence[np.ndarray], options: DecodeOptions | None = None,
+               prompts: Sequence[dict | Prompt | None] | None = None,
+               sample_rate: int = 16000) -> list[Transcript]:
+    """Decode a batch of utterances offline."""
+    if sample_rate != model.config.frontend.sample_rate:
+        raise FunfactoryError(
+            f"audio at {sample_rate} Hz; the model expects {model.config.frontend.sample_rate} Hz: "
+            "resample first")
+    batch, lengths = waveform_batch(waveforms)
+    with torch.no_grad():
+        enc = model.encode_audio(batch, lengths)
+        return decode_encoding(model, enc, options or DecodeOptions(), prompts)

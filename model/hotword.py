@@ -1,0 +1,192 @@
+"""Hotword retrieval by edit distance against the CTC hypothesis (Fun-ASR report section 5.5).
+
+Each hotword becomes a sequence of units: for Chinese, pinyin with tones split into initial and
+tonal final (`通义` -> `t ong1 y i4`, so a wrong tone or a wrong initial costs one unit, not a whole
+syllable); for other languages, the LLM tokenizer's word pieces of the lowercased words
+(`Grafana Loki` -> `graf ana lo ki`). The CTC hypothesis is converted the same way, and a hotword is
+a candidate when some substring of the hypothesis is within `max_error_rate * len(hotword)` unit
+edits of it (approximate substring matching: Sellers' dynamic programme, free start and end in the
+hypothesis, one row per hotword unit, vectorised over the hypothesis).
+
+Scanning every hotword for every utterance is too slow for large vocabularies, so an inverted index
+maps unit bigrams (unigrams for one-unit hotwords) to hotword ids; a hotword is verified only if it
+shares at least `min_shared` of its bigrams with the hypothesis (np.bincount over the posting
+lists). With one unit edit breaking at most two bigrams, `min_shared=0.3` keeps every hotword
+within the usual error budget. The best `top_k` go into the LLM prompt.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from funfactory.errors import FunfactoryError
+
+HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+WordPieces = Callable[[str], list[str]]
+
+
+def pinyin_units(han: str) -> list[str]:
+    """Initial and tonal final of each character's pinyin (pypinyin, neutral tone = 5)."""
+    from pypinyin import Style, lazy_pinyin
+    from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
+
+    units = []
+    for syllable in lazy_pinyin(han, style=Style.TONE3, neutral_tone_with_five=True):
+        initial = to_initials(syllable, strict=False)
+        if initial:
+            units.append(initial)
+        units.append(to_finals_tone3(syllable, strict=False, neutral_tone_with_five=True))
+    return units
+
+
+def tokenizer_word_pieces(tokenizer) -> WordPieces:
+    """Word pieces of one lowercased word from a Hugging Face (byte-level BPE) tokenizer."""
+    def pieces(word: str) -> list[str]:
+        tokens = tokenizer.convert_ids_to_tokens(tokenizer.encode(word, add_special_tokens=False))
+        return [t.replace("\u0120", "") for t in tokens if t.replace("\u0120", "")]
+    return pieces
+
+
+def text_units(text: str, word_pieces: WordPieces) -> list[str]:
+    """Units of mixed text in reading order: pinyin units for Han runs, word pieces elsewhere."""
+    units: list[str] = []
+    position = 0
+    for han in HAN_RUN.finditer(text):
+        units.extend(_latin_units(text[position:han.start()], word_pieces))
+        units.extend(pinyin_units(han.group()))
+        position = han.end()
+    units.extend(_latin_units(text[position:], word_pieces))
+    return units
+
+
+def _latin_units(text: str, word_pieces: WordPieces) -> list[str]:
+    return [p for word in WORD.findall(text.lower()) for p in word_pieces(word)]
+
+
+def approximate_substring_distance(pattern: Sequence[int], text: np.ndarray) -> tuple[int, int]:
+    """Fewest edits turning `pattern` into some substring of `text`, and where that substring ends.
+
+    Sellers' algorithm: row i holds, for each end position j, the cost of matching pattern[:i]
+    to a substring ending at j. The in-row insertion recurrence D[j] = min(E[j], D[j-1] + 1) is
+    solved for the whole row at once as a running minimum of E[k] - k, plus j.
+    """
+    n = len(text)
+    columns = np.arange(n + 1)
+    row = np.zeros(n + 1, dtype=np.int64)
+    for i, unit in enumerate(pattern, start=1):
+        diagonal = row[:-1] + (text != unit)
+        best = np.empty(n + 1, dtype=np.int64)
+        best[0] = i
+        best[1:] = np.minimum(diagonal, row[1:] + 1)
+        row = np.minimum.accumulate(best - columns) + columns
+    end = int(np.argmin(row))
+    return int(row[end]), end
+
+
+def levenshtein(a: Sequence, b: Sequence) -> int:
+    """Plain edit distance between two sequences (used for CER in tests and benches)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+@dataclass
+class HotwordMatch:
+    hotword: str
+    distance: int
+    error_rate: float  # distance / number of hotword units
+    end_unit: int  # where the matched substring ends in the hypothesis' units
+    num_units: int
+
+
+class HotwordIndex:
+    def __init__(self, hotwords: Iterable[str], word_pieces: WordPieces,
+                 max_error_rate: float = 0.34, min_shared: float = 0.3):
+        self.word_pieces = word_pieces
+        self.max_error_rate = max_error_rate
+        self.min_shared = min_shared
+        self._unit_ids: dict[str, int] = {}
+        self.hotwords: list[str] = []
+        self._sequences: list[np.ndarray] = []
+        postings: dict[tuple[int, ...], list[int]] = {}
+        for hotword in dict.fromkeys(h.strip() for h in hotwords):
+            if not hotword:
+                continue
+            units = text_units(hotword, word_pieces)
+            if not units:
+                raise FunfactoryError(
+                    f"hotword {hotword!r} has no letters, digits or Chinese characters to match on: "
+                    "drop it from the hotword list")
+            ids = np.array([self._unit_id(u) for u in units], dtype=np.int64)
+            index = len(self.hotwords)
+            self.hotwords.append(hotword)
+            self._sequences.append(ids)
+            for key in set(self._keys(ids)):
+                postings.setdefault(key, []).append(index)
+        self._postings = {k: np.array(v, dtype=np.int32) for k, v in postings.items()}
+        self._needed = np.array([self._shared_needed(len(s)) for s in self._sequences], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.hotwords)
+
+    def _unit_id(self, unit: str) -> int:
+        return self._unit_ids.setdefault(unit, len(self._unit_ids))
+
+    @staticmethod
+    def _keys(ids: np.ndarray) -> list[tuple[int, ...]]:
+        if len(ids) == 1:
+            return [(int(ids[0]),)]
+        return [(int(a), int(b)) for a, b in zip(ids[:-1], ids[1:])]
+
+    def _shared_needed(self, num_units: int) -> int:
+        return 1 if num_units == 1 else max(1, math.ceil((num_units - 1) * self.min_shared))
+
+    def hypothesis_ids(self, hypothesis: str) -> np.ndarray:
+        """The hypothesis as unit ids; units no hotword uses get -1 (they can never match)."""
+        units = text_units(hypothesis, self.word_pieces)
+        return np.array([self._unit_ids.get(u, -1) for u in units], dtype=np.int64)
+
+    def shortlist(self, text: np.ndarray) -> np.ndarray:
+        """Hotword ids sharing enough bigrams (or their single unigram) with the hypothesis."""
+        keys = {(int(a), int(b)) for a, b in zip(text[:-1], text[1:])}
+        keys.update((int(u),) for u in text)
+        lists = [self._postings[k] for k in keys if k in self._postings]
+        if not lists:
+            return np.zeros(0, dtype=np.int64)
+        counts = np.bincount(np.concatenate(lists), minlength=len(self.hotwords))
+        return np.nonzero(counts >= self._needed)[0]
+
+    def _verify(self, candidates: Iterable[int], text: np.ndarray) -> list[HotwordMatch]:
+        matches = []
+        for index in candidates:
+            pattern = self._sequences[index]
+            distance, end = approximate_substring_distance(pattern, text)
+            rate = distance / len(pattern)
+            if rate <= self.max_error_rate:
+                matches.append(HotwordMatch(self.hotwords[index], distance, rate, end, len(pattern)))
+        matches.sort(key=lambda m: (m.error_rate, -m.num_units, m.hotword))
+        return matches
+
+    def retrieve(self, hypothesis: str, top_k: int = 10) -> list[HotwordMatch]:
+        """The best `top_k` hotwords whose units appear in the hypothesis within the error budget."""
+        text = self.hypothesis_ids(hypothesis)
+        if len(text) == 0 or not self.hotwords:
+            return []
+        return self._verify(self.shortlist(text), text)[:top_k]
+
+    def retrieve_brute_force(self, hypothesis: str, top_k: int = 10) -> list[HotwordMatch]:
+        """The same search without the index: every hotword verified (the anchor for benches)."""
+        text = self.hypothesis_ids(hypothesis)
+        if len(text) == 0:
+            return []
+        return self._verify(range(len(self.hotwords)), text)[:top_k]
