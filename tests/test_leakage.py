@@ -121,3 +121,13 @@ def test_leakage_report_lists_every_item_and_its_match(tmp_path):
     assert [(r["test_key"], r["overlaps"][0]["train_key"]) for r in records] == [
         ("t1", "x"), ("t2", "y")]
     assert "| t1 | x | text_exact | 1.000 | 1 |" in markdown.read_text()
+
+
+def test_noise_augmented_copy_is_caught(clips):
+    """Training data is noise-augmented (section 5.2): a copy at 5 dB SNR still leaks."""
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(len(clips[0])).astype(np.float32)
+    gain = np.sqrt(np.mean(clips[0] ** 2) / (np.mean(noise ** 2) * 10 ** 0.5))
+    index = _index([Item("test", audio=clips[0]), Item("other", audio=clips[1])])
+    overlaps = list(index.scan([Item("noisy", audio=clips[0] + gain * noise)]))
+    assert [(o.test_key, o.kind) for o in overlaps] == [("test", "audio")]
