@@ -122,10 +122,6 @@ class AudioMatch:
     share: float  # votes / hashes of the shorter clip
     offset_s: float  # item time - query time
 
-    @property
-    def score(self) -> float:
-        return self.share
-
 
 class FingerprintIndex:
     """Landmark hashes of many clips, searchable by hash (sub-quadratic matching)."""
