@@ -1,8 +1,8 @@
 """Any local Hugging Face ASR checkpoint through ``transformers.pipeline("automatic-speech-
 recognition")`` (Whisper, wav2vec2 CTC, ...): the hook for a site's own fine-tuned systems.
 
-The folder must hold the model, its config and its processor files; nothing is downloaded
-(``local_files_only``). Clips are passed as one list with ``batch_size``, so the pipeline pads
+The folder must hold the model, its config and its processor files (``save_pretrained`` of a
+model and its processor); a local folder path is read from disk, nothing is downloaded. Clips are passed as one list with ``batch_size``, so the pipeline pads
 and runs them batched.
 """
 
@@ -34,7 +34,7 @@ class TransformersBackend(AsrBackend):
         from transformers import pipeline
         torch.set_num_threads(cpu_threads())
         self.pipe = pipeline("automatic-speech-recognition", model=str(self.model_dir),
-                             device=-1, model_kwargs={"local_files_only": True})
+                             device=-1)
         self._is_whisper = "whisper" in type(self.pipe.model).__name__.lower()
 
     def _transcribe(self, audios, languages, word_timestamps):
