@@ -1,15 +1,19 @@
 """`funfactory pipeline augment ...`: noisy copies, noise-only negatives and babble noise.
 
     funfactory pipeline augment run IN_SHARDS OUT_DIR [--config augment.yaml] [--set snr.mean_db=5]
-        [-- --direct_num_workers=2 --direct_running_mode=multi_processing]
+        [--direct_num_workers 2 --direct_running_mode multi_processing] [-- BEAM_OPTIONS]
     funfactory pipeline augment noise-split [--set noise.sources=debian,folder:/my/noise]
     funfactory pipeline augment babble OUT_DIR [--clips 6 --talkers 4 --seconds 8]
+
+`add_job_arguments` and `job_options` are shared with `funfactory pipeline streaming`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from funfactory.errors import FunfactoryError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,18 +24,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     r = s.add_parser("run", help="augment labelled shards into new shards")
     r.add_argument("inputs", help="input shards: folder, glob or brace pattern")
-    r.add_argument("out", help="output folder for shards, index and report")
-    _config_args(r)
-    r.add_argument("--no-report", action="store_true", help="skip the PNG/JSON report")
-    r.add_argument("beam_args", nargs=argparse.REMAINDER,
-                   help="after '--': Beam runner options, passed unchanged")
+    r.add_argument("out", help="output folder for shards, index and reports (_reports/)")
+    r.add_argument("--no-report", action="store_true", help="skip the SNR/spectrogram PNGs")
+    add_job_arguments(r, "AugmentConfig")
     r.set_defaults(func=_run)
 
-    n = s.add_parser("noise-split", help="print the noise clips and their train/test split")
-    _config_args(n)
+    n = s.add_parser("noise-split", help="print the noise clips and their train/test split as "
+                                         "JSON lines (the online augmenter's noise manifest)")
+    _config_arguments(n, "AugmentConfig")
     n.set_defaults(func=_noise_split)
 
-    b = s.add_parser("babble", help="write babble noise clips from several espeak-ng voices")
+    b = s.add_parser("babble", help="write babble noise clips from several TTS voices")
     b.add_argument("out", help="folder for babble*.flac (use as noise source folder:OUT=babble)")
     b.add_argument("--clips", type=int, default=6)
     b.add_argument("--talkers", type=int, default=4)
@@ -40,34 +43,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=_babble)
 
 
-def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config (fields of AugmentConfig)")
+def _config_arguments(parser: argparse.ArgumentParser, config_name: str) -> None:
+    parser.add_argument("--config", help=f"YAML config (fields of {config_name})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. snr.std_db=3 (repeatable)")
+                        help="override a config field, e.g. seed=3 (repeatable)")
 
 
-def _load(args):
+def add_job_arguments(parser: argparse.ArgumentParser, config_name: str) -> None:
+    """--config, --set, --restart and the common Beam runner options (and '--' pass-through)."""
+    from funfactory.pipelines.common.runner import add_runner_arguments
+
+    _config_arguments(parser, config_name)
+    parser.add_argument("--restart", action="store_true",
+                        help="discard finished work in OUT/_work instead of resuming")
+    add_runner_arguments(parser)
+
+
+def job_options(args):
+    """Beam options from the parsed runner arguments. argparse hands every word after the
+    positional arguments to the '--' pass-through, so options written after IN OUT would reach
+    Beam silently; refuse them instead."""
+    from funfactory.pipelines.common.runner import runner_options_from_args
+
+    own = ("--set", "--config", "--restart", "--no-report", "--runner", "--direct_num_workers",
+           "--direct_running_mode", "--dask_address")
+    misplaced = [a for a in args.beam_args if a.split("=", 1)[0] in own]
+    if misplaced:
+        raise FunfactoryError(f"options {misplaced} came after the input and output paths, where "
+                              "they would go to Beam: put them before IN OUT")
+    return runner_options_from_args(args)
+
+
+def load_job_config(cls, args):
     from funfactory.config import load_config
-    from funfactory.pipelines.augment.config import AugmentConfig
 
-    return load_config(AugmentConfig, args.config, args.set)
+    return load_config(cls, args.config, args.set)
 
 
 def _run(args) -> int:
+    from funfactory.pipelines.augment.config import AugmentConfig
     from funfactory.pipelines.augment.pipeline import run_augment
 
-    beam_args = [a for a in args.beam_args if a != "--"]
-    result = run_augment(args.inputs, args.out, _load(args), beam_args,
-                         report=not args.no_report)
-    print(json.dumps(result.report or {"samples": len(result.rows)}, indent=2,
+    result = run_augment(args.inputs, args.out, load_job_config(AugmentConfig, args),
+                         job_options(args), report=not args.no_report, restart=args.restart)
+    print(json.dumps(result.summary or {"samples": len(result.rows)}, indent=2,
                      ensure_ascii=False))
     return 0
 
 
 def _noise_split(args) -> int:
+    from funfactory.pipelines.augment.config import AugmentConfig
     from funfactory.pipelines.augment.noise_corpus import NoiseCorpus
 
-    cfg = _load(args)
+    cfg = load_job_config(AugmentConfig, args)
     corpus = NoiseCorpus.from_sources(cfg.noise.sources, cfg.noise.test_fraction,
                                       cfg.noise.split_salt)
     for row in corpus.manifest_rows():

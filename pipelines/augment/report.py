@@ -25,7 +25,7 @@ def summarize(rows: list[dict], rejects: list[dict], config) -> dict:
                    "std": float(snrs.std()) if snrs.size else None,
                    "min": float(snrs.min()) if snrs.size else None,
                    "max": float(snrs.max()) if snrs.size else None},
-        "rejects": dict(collections.Counter(r["reason"] for r in rejects)),
+        "rejects": dict(collections.Counter(f"{r['stage']}/{r['reason']}" for r in rejects)),
         "hours": round(sum(r["duration"] for r in rows) / 3600, 4),
     }
 
@@ -106,10 +106,10 @@ def plot_spectrograms(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out_dir: Path, urls: list[str], rows: list[dict], rejects: list[dict],
-                 config) -> dict:
-    """Write report/augment-report.json, report/snr-histogram.png, report/spectrograms.png."""
-    folder = Path(out_dir) / "report"
+def write_report(out_dir: Path, folder: Path, urls: list[str], rows: list[dict],
+                 rejects: list[dict], config) -> dict:
+    """Write augment-summary.json, snr-histogram.png and spectrograms.png into `folder`."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows, rejects, config)
     plot_snr_histogram(rows, config, folder / "snr-histogram.png")
@@ -118,6 +118,6 @@ def write_report(out_dir: Path, urls: list[str], rows: list[dict], rejects: list
     if panels:
         plot_spectrograms(panels, folder / "spectrograms.png")
         summary["files"].append("spectrograms.png")
-    (folder / "augment-report.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False),
+    (folder / "augment-summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False),
                                                 encoding="utf-8")
     return summary

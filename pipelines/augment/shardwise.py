@@ -1,130 +1,133 @@
-"""Shard-to-shards Beam work shared by the augment and streaming pipelines.
+"""Shard-to-shards jobs (augment, streaming) on the shared Beam infrastructure
+(`funfactory.pipelines.common`).
 
-The unit of work is an input shard (as datatrove's tasks): a worker reads it, passes every sample
-to a *deriver* (`derive(meta, audio) -> (derived samples, rejects)`), writes the results to output
-shards numbered from the input's position, and leaves a completion marker with one report row per
-output sample. A rerun after a crash skips shards that have a marker and rewrites the others to
-the same bytes (same seed, same order), so the result equals an uninterrupted run. Written,
-rejected and unreadable samples are counted as Beam metrics; every input sample ends in an output
-shard or in the rejects table.
+The unit of resumable work is an input shard. `DeriveUnits` reads one, passes each sample to a
+*deriver* (`derive(meta, audio) -> (derived samples, rejects)`) and emits the common element
+stream: `("sample", (meta, audio))` per derived sample, `("reject", row)` per turned-away input,
+and one `("unit", info)` whose info carries the input seconds, the number of input samples and
+one report row per output sample. `run_shardwise` drives a job as the label pipeline does:
+config-pinned work folder, waves of units through `WriteUnits` (per-unit part + completion
+marker), then `pack_shards` into deterministic shards, the rejects table and the `RunReport`. A
+job killed at any point and started again with the same config redoes at most one wave and then
+writes the same shards as an uninterrupted run; every input sample ends in a shard or in the
+rejects table, or was deliberately not selected (augment's `noisy_share` < 1).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
 
-from funfactory.errors import FunfactoryError
 from funfactory.pipelines.augment.samples import Derived, Rejected
+from funfactory.pipelines.common.rejects import reject_row
 
-DONE_DIR = "_done"
-REJECTS_DIR = "_rejects"
-#: output shard numbers reserved per input shard (input position p writes p*STRIDE ...)
-SHARD_STRIDE = 100
+REPORT_DIR = "_reports"
+WORK_DIR = "_work"
 
 
 class Deriver(Protocol):
     def derive(self, meta: dict, audio: np.ndarray) -> tuple[list[Derived], list[Rejected]]: ...
 
 
-def marker_path(out_dir: str | Path, position: int) -> Path:
-    return Path(out_dir) / DONE_DIR / f"input-{position:06d}.json"
+def unit_id(url: str) -> str:
+    """'speech-train-000003-1a2b3c4d': the shard's name (so units sort in input order) and a hash
+    of its full URL (so equal names in different folders stay apart)."""
+    stem = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".tar")
+    safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in stem)
+    return f"{safe}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+class DeriveUnits(beam.DoFn):
+    """(unit id, input shard url) -> the common (unit, kind, payload) elements."""
 
-
-class DeriveShardsFn(beam.DoFn):
-    """(position, input shard url) -> report rows of the samples written for it.
-
-    `make_deriver` is a picklable callable that builds the deriver once per worker (models and
-    noise are loaded in `setup`); `row_of(meta)` turns an output sample into its report row.
-    """
-
-    def __init__(self, namespace: str, make_deriver: Callable[[], Deriver],
-                 row_of: Callable[[dict], dict], out_dir: str, dataset: str, split: str,
-                 max_count: int):
-        self.namespace = namespace
+    def __init__(self, stage: str, make_deriver: Callable[[], Deriver],
+                 row_of: Callable[[dict], dict]):
+        self.stage = stage
         self.make_deriver, self.row_of = make_deriver, row_of
-        self.out_dir, self.dataset, self.split = str(out_dir), dataset, split
-        self.max_count = max_count
-        self.written = Metrics.counter(namespace, "samples_written")
-        self.inputs = Metrics.counter(namespace, "samples_read")
-        self.rejected = Metrics.counter(namespace, "samples_rejected")
-        self.read_errors = Metrics.counter(namespace, "read_errors")
-        self.skipped = Metrics.counter(namespace, "input_shards_already_done")
 
     def setup(self):
         self.deriver = self.make_deriver()
 
     def process(self, element):
         from funfactory.shards.reader import ShardReader
-        from funfactory.shards.writer import ShardWriter
 
-        position, url = element
-        marker = marker_path(self.out_dir, position)
-        if marker.exists():
-            self.skipped.inc()
-            yield from json.loads(marker.read_text(encoding="utf-8"))["rows"]
-            return
+        unit, url = element
         reader = ShardReader(url)
-        rows, rejects = [], []
-        first = position * SHARD_STRIDE
-        with ShardWriter(self.out_dir, self.dataset, self.split, max_count=self.max_count,
-                         start_index=first, merge=False) as writer:
-            for sample in reader:
-                self.inputs.inc()
-                derived, rejected = self.deriver.derive(sample.meta, sample.audio)
-                for item in derived:
-                    writer.write(item.meta, item.audio)
-                    rows.append(dict(self.row_of(item.meta), input_shard=url))
-                    self.written.inc()
-                for r in rejected:
-                    rejects.append({"key": r.key, "reason": r.reason, "detail": r.detail,
-                                    "shard": url})
-                    self.rejected.inc()
-            if writer.next_index > first + SHARD_STRIDE:
-                raise FunfactoryError(f"input shard {url} produced more than {SHARD_STRIDE} "
-                                      "output shards; raise max_count")
+        seconds_in, count, rows = 0.0, 0, []
+        started = time.perf_counter()
+        for sample in reader:
+            count += 1
+            seconds_in += sample.audio.size / 16000
+            derived, rejected = self.deriver.derive(sample.meta, sample.audio)
+            for item in derived:
+                rows.append(self.row_of(item.meta))
+                yield unit, "sample", (item.meta, item.audio)
+            for r in rejected:
+                beam.metrics.Metrics.counter(self.stage, f"rejected_{r.reason}").inc()
+                yield unit, "reject", reject_row(unit=unit, stage=self.stage, reason=r.reason,
+                                                 detail=r.detail, uri=url, key=r.key,
+                                                 offset=sample.meta["source"]["offset"],
+                                                 duration=sample.meta["duration"])
         for e in reader.error_log:
-            rejects.append({"key": e.key, "reason": f"read_{e.reason}", "detail": e.detail,
-                            "shard": e.shard})
-            self.read_errors.inc()
-        if rejects:
-            write_text_atomic(Path(self.out_dir) / REJECTS_DIR / f"input-{position:06d}.jsonl",
-                              "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
-        write_text_atomic(marker, json.dumps({"input": url, "rows": rows,
-                                              "rejects": len(rejects)}, ensure_ascii=False))
-        yield from rows
+            yield unit, "reject", reject_row(unit=unit, stage="read", reason=e.reason,
+                                             detail=e.detail, uri=e.shard, key=e.key)
+        beam.metrics.Metrics.counter(self.stage, "input_samples").inc(count)
+        yield unit, "unit", {"uri": url, "seconds_in": round(seconds_in, 4),
+                             "input_samples": count, "rows": rows,
+                             "stage_seconds": {self.stage: time.perf_counter() - started}}
 
 
-def run_shardwise(urls: list[str], out_dir: Path, fn: DeriveShardsFn, dataset: str, split: str,
-                  beam_args: list[str] | None = None) -> tuple[list[dict], list[dict]]:
-    """Run `fn` over every input shard with Beam, merge the index; returns (rows, rejects)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from funfactory.shards.index import merge_index
-
-    with beam.Pipeline(options=PipelineOptions(beam_args or [])) as p:
-        _ = (p | "InputShards" >> beam.Create(list(enumerate(urls)))
-               | "DeriveShards" >> beam.ParDo(fn))
-    merge_index(out_dir, dataset, split)
-    return collect_rows(out_dir)
+@dataclass
+class ShardwiseResult:
+    out_dir: Path
+    rows: list[dict]
+    rejects: list[dict]
+    run_report: dict
+    shards: list[str]
+    #: the pipeline's own summary (augment: SNR statistics and report files)
+    summary: dict = field(default_factory=dict)
 
 
-def collect_rows(out_dir: Path) -> tuple[list[dict], list[dict]]:
-    rows, rejects = [], []
-    for marker in sorted((Path(out_dir) / DONE_DIR).glob("input-*.json")):
-        rows += json.loads(marker.read_text(encoding="utf-8"))["rows"]
-    for path in sorted((Path(out_dir) / REJECTS_DIR).glob("input-*.jsonl")):
-        rejects += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    return rows, rejects
+def run_shardwise(name: str, urls: list[str], out_dir: str | Path, fn: DeriveUnits, *,
+                  dataset: str, split: str, max_count: int, config_sha256: str,
+                  units_per_wave: int = 8, options=None, restart: bool = False,
+                  echo: Callable[[str], None] = print) -> ShardwiseResult:
+    """Run (or resume) `fn` over every input shard, then pack, write rejects and the report."""
+    from funfactory.pipelines.common.rejects import write_rejects
+    from funfactory.pipelines.common.report import RunReport
+    from funfactory.pipelines.common.sink import pack_shards
+    from funfactory.pipelines.common.units import WorkDir, WriteUnits, done_units, read_manifests
+
+    started = time.monotonic()
+    out = Path(out_dir)
+    work = WorkDir(out / WORK_DIR)
+    work.pin(config_sha256, restart=restart)
+    units = {unit_id(u): u for u in urls}
+    done = done_units(work.path)
+    todo = [(uid, url) for uid, url in sorted(units.items()) if uid not in done]
+    echo(f"[{name}] {len(units)} input shards, {len(units) - len(todo)} already done")
+    finished = len(units) - len(todo)
+    for start in range(0, len(todo), max(1, units_per_wave)):
+        wave = todo[start:start + max(1, units_per_wave)]
+        with beam.Pipeline(options=options) as p:
+            _ = (p | "InputShards" >> beam.Create(wave)
+                   | "Derive" >> beam.ParDo(fn)
+                   | "WriteUnits" >> WriteUnits(work.path, name, total=len(units),
+                                                done_before=finished))
+        finished += len(wave)
+    shards = pack_shards(work.path, out, dataset, split, max_count=max_count, options=options,
+                         units=set(units))
+    manifests = [m for m in read_manifests(work.path) if m["unit"] in units]
+    rejects = [row for m in manifests for row in m["rejects"]]
+    write_rejects(rejects, out / REPORT_DIR / f"{name}-rejects.parquet")
+    report = RunReport.build(name, manifests, time.monotonic() - started, len(shards))
+    report.write(out / REPORT_DIR, out)
+    echo(report.text())
+    rows = [row for m in manifests for row in m["info"]["rows"]]
+    return ShardwiseResult(out, rows, rejects, report.as_dict(), shards)

@@ -1,9 +1,7 @@
 """Beam pieces of the augment pipeline: the per-worker augmenter factory and the report row, used
-with the shared shard-to-shards DoFn (`shardwise.DeriveShardsFn`)."""
+with the shard-to-shards DoFn (`shardwise.DeriveUnits`)."""
 
 from __future__ import annotations
-
-from funfactory.pipelines.augment.shardwise import DeriveShardsFn
 
 
 class BuildAugmenter:
@@ -40,6 +38,7 @@ def augment_row(meta: dict) -> dict:
             "rir_id": aug.get("rir_id"), "duration": meta["duration"]}
 
 
-def augment_shards_fn(config, out_dir: str, config_sha256: str) -> DeriveShardsFn:
-    return DeriveShardsFn("augment", BuildAugmenter(config, config_sha256), augment_row,
-                          out_dir, config.dataset, config.split, config.max_count)
+def augment_units_fn(config, config_sha256: str):
+    from funfactory.pipelines.augment.shardwise import DeriveUnits
+
+    return DeriveUnits("augment", BuildAugmenter(config, config_sha256), augment_row)

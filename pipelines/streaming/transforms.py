@@ -89,8 +89,7 @@ def stream_row(meta: dict) -> dict:
             "full_chars": len(stream["full_text"])}
 
 
-def streaming_shards_fn(config: StreamingConfig, out_dir: str, config_sha256: str):
-    from funfactory.pipelines.augment.shardwise import DeriveShardsFn
+def streaming_units_fn(config: StreamingConfig, config_sha256: str):
+    from funfactory.pipelines.augment.shardwise import DeriveUnits
 
-    return DeriveShardsFn("streaming", BuildSimulator(config, config_sha256), stream_row,
-                          out_dir, config.dataset, config.split, config.max_count)
+    return DeriveUnits("streaming", BuildSimulator(config, config_sha256), stream_row)
