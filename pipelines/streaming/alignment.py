@@ -4,8 +4,9 @@ audio supports).
 The aligner is an ASR system with word timestamps (faster-whisper's cross-attention alignment,
 through `funfactory.pipelines.asr`). Its words rarely equal the label's tokens ("nine" vs "9",
 punctuation, a misheard word), so both sides are put in scoring form (`eval.textnorm`) and matched
-by a longest-common-subsequence alignment; each label token then gets the end time of the aligned
-word it matched. A label token that the aligner did not match inherits the end time of the next
+by an edit-distance alignment (difflib opcodes); each label token then gets the end time of the
+word it is aligned with, as an equal or as a one-for-one substitution ("nine" heard as "9").
+`matched` counts only equal tokens: it measures whether the label fits the audio at all. A label token that the aligner did not match inherits the end time of the next
 matched token (it is only shown once something after it has been heard), and tokens after the
 last match only at the end of the utterance. Nothing is timed by dividing text by duration.
 
@@ -45,7 +46,7 @@ class Alignment:
     tokens: tuple[LabelToken, ...]
     #: seconds from the start of the utterance after which each token may be shown
     ready_at: tuple[float, ...]
-    matched: int  # label tokens with a scoring form that the aligner matched
+    matched: int  # label tokens (with a scoring form) that equal an aligned word
 
     @property
     def scored(self) -> int:
@@ -83,19 +84,23 @@ def align_label(text: str, words: list[TimedWord], duration: float) -> Alignment
             owner.append(i)
     pieces, ends = _word_pieces(words)
     piece_time: list[float | None] = [None] * len(norms)
+    piece_equal = [False] * len(norms)
     matcher = difflib.SequenceMatcher(a=norms, b=pieces, autojunk=False)
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            piece_time[block.a + k] = ends[block.b + k]
+    for op, a1, a2, b1, b2 in matcher.get_opcodes():
+        # equal runs, and substitutions of as many pieces as were heard ("nine" heard as "9")
+        if op == "equal" or (op == "replace" and a2 - a1 == b2 - b1):
+            for k in range(a2 - a1):
+                piece_time[a1 + k] = ends[b1 + k]
+                piece_equal[a1 + k] = op == "equal"
     token_time: list[float | None] = [None] * len(tokens)
-    token_pieces: dict[int, list[float | None]] = {}
+    token_pieces: dict[int, list[int]] = {}
     for p, i in enumerate(owner):
-        token_pieces.setdefault(i, []).append(piece_time[p])
+        token_pieces.setdefault(i, []).append(p)
     matched = 0
-    for i, times in token_pieces.items():
-        if all(t is not None for t in times):
-            token_time[i] = max(times)
-            matched += 1
+    for i, members in token_pieces.items():
+        if all(piece_time[p] is not None for p in members):
+            token_time[i] = max(piece_time[p] for p in members)
+        matched += all(piece_equal[p] for p in members)
     ready = [duration] * len(tokens)
     upcoming = duration
     for i in range(len(tokens) - 1, -1, -1):
