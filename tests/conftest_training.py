@@ -86,3 +86,19 @@ def spawned_rank(rank: int, world: int, port: int, kind: str, config) -> None:
     import torch.distributed as dist
 
     dist.destroy_process_group()
+
+
+def sft_config(shards: str, out_dir: Path, llm: Path, stage: str, **run):
+    """A small SFT / AED run on labelled `shards` with the tiny model, on the CPU."""
+    from funfactory.training.config import (LoaderConfig, ModelSetup, OptimConfig, RunConfig,
+                                            StreamConfig, TrainConfig)
+
+    run_fields = dict(out_dir=str(out_dir), max_steps=3, log_every=1, save_every=0, val_every=0,
+                      device="cpu", tensorboard=False, threads=1, val_batch_size=8)
+    run_fields.update(run)
+    return TrainConfig(
+        data=LoaderConfig(streams=[StreamConfig(name="asr", shards=[shards])], batch_size=7,
+                          shuffle_buffer=7),
+        model=ModelSetup(size="tiny", llm_path=str(llm), stage=stage, ctc_vocab_size=600),
+        optim=OptimConfig(lr=2e-3, warmup_steps=5, schedule="constant"),
+        run=RunConfig(**run_fields))

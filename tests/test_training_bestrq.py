@@ -99,8 +99,9 @@ def test_ddp_two_processes_match_one_process_with_accumulation(speech_clips, tmp
     run("pretrain-bestrq", single)
     ddp = bestrq_config(str(shards), tmp_path / "ddp", max_steps=3, grad_accum=1)
     ddp.data.batch_size = 1
-    torch.multiprocessing.spawn(spawned_rank, args=(2, _free_port(), "pretrain-bestrq", ddp),
-                                nprocs=2, join=True)
+    # fork: the ranks start without re-importing torch (tens of seconds on a busy machine)
+    torch.multiprocessing.start_processes(spawned_rank, args=(2, _free_port(), "pretrain-bestrq",
+                                                              ddp), nprocs=2, start_method="fork")
     a = load_file(str(tmp_path / "single" / "final" / "model.safetensors"))
     b = load_file(str(tmp_path / "ddp" / "final" / "model.safetensors"))
     start = build_task("pretrain-bestrq", single).model.state_dict()
