@@ -5,7 +5,8 @@ streaming model, one ONNX call per block of up to 512 frames of 32 ms) gives per
 probabilities; :class:`StreamingProbabilities` carries its LSTM state and frame context across
 decode windows, so a file of any length is processed window by window. Blocks of digital silence
 (peak below 1e-4) skip the model: their probability is 0 and the state is reset, as if the
-stream restarted there.
+stream restarted there (speech onsets after such silence move by at most a frame or two:
+tests/test_label_steps.py; ``skip_digital_silence=False`` turns it off).
 
 :class:`Segmenter` turns probabilities into segments:
 
@@ -60,8 +61,9 @@ def load_sequence_model():
 class StreamingProbabilities:
     """Per-frame speech probabilities of a stream fed in arbitrary chunks (module docstring)."""
 
-    def __init__(self, session):
+    def __init__(self, session, skip_digital_silence: bool = True):
         self.session = session
+        self.skip_digital_silence = skip_digital_silence
         self.reset()
         self.model_seconds = 0.0
 
@@ -82,7 +84,7 @@ class StreamingProbabilities:
         out = []
         for first in range(0, len(frames), BLOCK_FRAMES):
             block = frames[first:first + BLOCK_FRAMES]
-            if float(np.max(np.abs(block))) < SILENCE_PEAK:
+            if self.skip_digital_silence and float(np.max(np.abs(block))) < SILENCE_PEAK:
                 self.hidden[:] = 0
                 self.cell[:] = 0
                 self.context = np.zeros(CONTEXT, np.float32)
