@@ -1,0 +1,179 @@
+"""The RL data pipeline on Beam (Fun-ASR section 4.4.3): labelled shards in, balanced RL shards out.
+
+Two passes over the input shards, each with the input shard as the resumable unit:
+
+1. **classify** (`ClassifyShard`): each sample's current-model hypothesis (decoded with the model
+   folder given, batched, the model loaded once per worker in `setup`; or read from
+   ``labels[config.model_label]``) and its subset (`select.classify`). One JSON-lines file per
+   input shard under ``OUT/_rl/classes/``, written atomically: a rerun skips finished shards.
+2. **select and write**: the driver reads the classifications, sets equal shares
+   (`select.select`), and the shared shard-to-shards job (`pipelines.augment.shardwise`, on
+   `pipelines.common`) copies every kept sample with its ``rl`` tag (subset, the subsets it
+   qualifies for, the figures behind them) and puts every other input in the rejects table with
+   the reason ``not_selected`` (its subset's equal share was full). Shards, index, rejects and the
+   run report land as in the other pipelines; ``OUT/_reports/rl-selection.json`` holds the counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import apache_beam as beam
+
+from funfactory import __version__
+from funfactory.config import config_sha256
+from funfactory.errors import FunfactoryError
+from funfactory.pipelines.common.atomic import write_bytes_atomic, write_json_atomic
+from funfactory.pipelines.rl.config import RLDataConfig
+from funfactory.pipelines.rl.select import Classification, classify, select
+
+CLASSES_DIR = Path("_rl") / "classes"
+
+
+class ClassifyShard(beam.DoFn):
+    """(unit id, shard url) -> writes the unit's classifications; yields (unit, count)."""
+
+    def __init__(self, config: RLDataConfig, classes_dir: str, model_dir: str | None):
+        self.config, self.classes_dir, self.model_dir = config, classes_dir, model_dir
+
+    def setup(self):
+        self.model = None
+        if self.model_dir:
+            import torch
+
+            from funfactory.model.checkpoint import load_model
+
+            torch.set_num_threads(1)
+            self.model = load_model(self.model_dir)
+
+    def _hypotheses(self, samples) -> list[str | None]:
+        if self.model is None:
+            labels = [(s.meta.get("labels") or {}).get(self.config.model_label) for s in samples]
+            return [entry.get("text") if isinstance(entry, dict) else None for entry in labels]
+        from funfactory.model.decode import DecodeOptions, transcribe
+
+        options = DecodeOptions(max_new_tokens=self.config.max_new_tokens)
+        out: list[str | None] = []
+        for start in range(0, len(samples), self.config.decode_batch):
+            chunk = samples[start:start + self.config.decode_batch]
+            out += [t.text for t in transcribe(self.model, [s.audio for s in chunk], options,
+                                               prompts=[s.meta.get("prompt") for s in chunk])]
+        return out
+
+    def process(self, element):
+        from funfactory.shards.reader import ShardReader
+
+        unit, url = element
+        target = Path(self.classes_dir) / f"{unit}.jsonl"
+        if target.is_file():
+            yield unit, sum(1 for _ in target.open(encoding="utf-8"))
+            return
+        started = time.perf_counter()
+        samples = list(ShardReader(url))
+        lines = []
+        for sample, hypothesis in zip(samples, self._hypotheses(samples)):
+            c = classify(sample.meta, hypothesis, self.config)
+            beam.metrics.Metrics.counter("rl", f"candidates_{c.subset}").inc()
+            lines.append(json.dumps({"key": c.key, "subset": c.subset, "qualifies": c.qualifies,
+                                     "figures": c.figures}, ensure_ascii=False))
+        write_bytes_atomic(target, "".join(line + "\n" for line in lines).encode("utf-8"))
+        beam.metrics.Metrics.distribution("rl", "classify_ms").update(
+            int(1000 * (time.perf_counter() - started)))
+        yield unit, len(lines)
+
+
+def read_classifications(classes_dir: Path, units: list[str]) -> list[Classification]:
+    out = []
+    for unit in units:
+        path = classes_dir / f"{unit}.jsonl"
+        if not path.is_file():
+            raise FunfactoryError(f"input shard unit {unit} has no classification at {path}: "
+                                  "rerun the pipeline to finish the classify pass")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            out.append(Classification(row["key"], row["subset"], row["qualifies"], row["figures"]))
+    return out
+
+
+@dataclass
+class RLTagger:
+    """The deriver of the write pass: kept samples get their `rl` tag, the rest are rejected."""
+    kept: dict[str, dict]
+    subsets: dict[str, str]
+    config_sha256: str
+
+    def derive(self, meta: dict, audio):
+        from funfactory.pipelines.augment.samples import Derived, Rejected
+
+        key = meta["key"]
+        if key not in self.kept:
+            subset = self.subsets.get(key)
+            if subset is None:
+                return [], [Rejected(key, "unclassified", "no classification for this sample")]
+            return [], [Rejected(key, "not_selected",
+                                 f"subset {subset!r} is over its equal share")]
+        tagged = dict(meta)
+        tagged["rl"] = self.kept[key]
+        tagged["lineage"] = {"pipeline": "rl", "version": __version__,
+                             "config_sha256": self.config_sha256,
+                             "parent": meta.get("lineage")}
+        return [Derived(tagged, audio)], []
+
+
+def _row_of(meta: dict) -> dict:
+    return {"key": meta["key"], "subset": meta["rl"]["subset"], "duration": meta["duration"]}
+
+
+def run_rl_data(inputs, out_dir: str | Path, config: RLDataConfig | None = None,
+                model_dir: str | Path | None = None, options=None, restart: bool = False,
+                echo=print):
+    """Build the RL set from the shards at `inputs` into `out_dir`; returns the shardwise result
+    with `summary` = the selection counts."""
+    from funfactory.pipelines.augment.shardwise import (REPORT_DIR, DeriveUnits, run_shardwise,
+                                                        unit_id)
+    from funfactory.shards.reader import expand_urls
+
+    config = config or RLDataConfig()
+    if sorted(config.priority) != sorted(["hard", "long", "hallucination", "keyword", "regular"]):
+        raise FunfactoryError(f"priority {config.priority} must order all five subsets")
+    urls = expand_urls(inputs)
+    if not urls:
+        raise FunfactoryError(f"no input shards at {inputs}")
+    out = Path(out_dir)
+    classes_dir = out / CLASSES_DIR
+    if restart and classes_dir.exists():
+        import shutil
+
+        shutil.rmtree(classes_dir)
+    classes_dir.mkdir(parents=True, exist_ok=True)
+    units = {unit_id(u): u for u in urls}
+    todo = [(uid, url) for uid, url in sorted(units.items())
+            if not (classes_dir / f"{uid}.jsonl").is_file()]
+    echo(f"[rl] classify: {len(units)} input shards, {len(units) - len(todo)} already done")
+    wave = max(1, config.units_per_wave)
+    for start in range(0, len(todo), wave):
+        with beam.Pipeline(options=options) as p:
+            _ = (p | "InputShards" >> beam.Create(todo[start:start + wave])
+                   | "Classify" >> beam.ParDo(ClassifyShard(config, str(classes_dir),
+                                                            str(model_dir) if model_dir else None)))
+    classes = read_classifications(classes_dir, sorted(units))
+    kept, summary = select(classes, config)
+    digest = hashlib.sha256(json.dumps(sorted(kept), ensure_ascii=False).encode()).hexdigest()
+    sha = hashlib.sha256(f"{config_sha256(config)}|{model_dir}|{digest}".encode()).hexdigest()
+    tagger = RLTagger({k: c.tag() for k, c in kept.items()}, {c.key: c.subset for c in classes},
+                      sha)
+    fn = DeriveUnits("rl", lambda: tagger, _row_of)
+    result = run_shardwise("rl", urls, out, fn, dataset=config.dataset, split=config.split,
+                           max_count=config.max_count, config_sha256=sha,
+                           units_per_wave=config.units_per_wave, options=options,
+                           restart=restart, echo=echo)
+    summary["samples"] = len(result.rows)
+    write_json_atomic(out / REPORT_DIR / "rl-selection.json", summary)
+    echo(f"[rl] candidates {summary['candidates']}; kept {summary['kept']}"
+         + (f"; no samples for {summary['missing_subsets']}" if summary["missing_subsets"] else ""))
+    result.summary = summary
+    return result
