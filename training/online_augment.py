@@ -140,7 +140,7 @@ class OnlineNoiseAugmenter:
         meta = dict(meta)
         meta["augment"] = {"kind": "online_noise", "noise_id": self.bank.ids[index],
                            "noise_offset": round(offset / SAMPLE_RATE, 4),
-                           "snr_db": round(snr_db, 3), "noise_gain": float(gain),
+                           "noise_offset_samples": offset, "snr_db": snr_db, "noise_gain": float(gain),
                            "output_gain": output_gain, "parent": meta.get("augment")}
         return mixed, meta
 
