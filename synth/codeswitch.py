@@ -116,6 +116,16 @@ def sample_terms(pool: dict[str, list[str]], count: int, seed: int,
     return draws
 
 
+def term_recovered(term: str, hypothesis: str) -> bool:
+    """Did an ASR hypothesis write the term in Latin script? Case and spaces are ignored
+    ("cash flow" ~ "Cashflow"), the script is not (a transliteration does not count)."""
+    return _squash(term) in _squash(hypothesis)
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\s\-]+", "", text).casefold()
+
+
 def term_in(term: str, sentence: str) -> bool:
     """The term, in Latin script and not glued into a longer Latin word (case-insensitive)."""
     pattern = r"(?<![A-Za-z])" + re.escape(term) + r"(?![A-Za-z])"
