@@ -238,3 +238,26 @@ def test_eval_run_decodes_with_a_real_backend(tmp_path):
     record = json.loads((tmp_path / "results" / "pocketsphinx__tts__offline.json").read_text())
     assert 0.0 < record["rtf"] < 5.0
     assert record["rate"] < 0.6  # clean TTS: pocketsphinx gets most words
+
+
+@pytest.mark.slow
+def test_eval_run_decodes_with_our_model_offline_and_streaming(tmp_path):
+    """The model:/streaming: systems load a saved (untrained, tiny) model and go through the
+    offline and chunked decoders; the score is garbage but every utterance is decoded and timed."""
+    import json
+
+    from funfactory.cli import main
+    from funfactory.model.checkpoint import save_model
+    from tests.conftest_model import tiny_model
+
+    model = tiny_model(chunk_frames=12)
+    save_model(model, tmp_path / "tiny", copy_llm=False)
+    chunk_ms = 12 * model.encoder_frame_seconds * 1000
+    shards = _tts_test_shards(tmp_path / "shards", count=2)
+    for system, condition in ((f"model:{tmp_path / 'tiny'}", "offline"),
+                              (f"streaming:{tmp_path / 'tiny'}@{chunk_ms:g}", "streaming")):
+        assert main(["eval", "run", "--system", system, "--test", str(shards), "--test-set", "tts",
+                     "--out", str(tmp_path / "results"), "--batch-size", "2"]) == 0
+        record = json.loads((tmp_path / "results" / f"tiny-llm__tts__{condition}.json").read_text())
+        assert len(record["utterances"]) == 2 and record["missing_hypotheses"] == 0
+        assert record["rtf"] > 0
