@@ -6,7 +6,8 @@ syllable); for other languages, the LLM tokenizer's word pieces of the lowercase
 (`Grafana Loki` -> `graf ana lo ki`). The CTC hypothesis is converted the same way, and a hotword is
 a candidate when some substring of the hypothesis is within `max_error_rate * len(hotword)` unit
 edits of it (approximate substring matching: Sellers' dynamic programme, free start and end in the
-hypothesis, one row per hotword unit, vectorised over the hypothesis).
+hypothesis, one row per hotword unit, vectorised over the hypothesis and over all candidate
+hotwords of the same length at once).
 
 Scanning every hotword for every utterance is too slow for large vocabularies, so an inverted index
 maps unit bigrams (unigrams for one-unit hotwords) to hotword ids; a hotword is verified only if it
@@ -73,20 +74,26 @@ def approximate_substring_distance(pattern: Sequence[int], text: np.ndarray) -> 
     """Fewest edits turning `pattern` into some substring of `text`, and where that substring ends.
 
     Sellers' algorithm: row i holds, for each end position j, the cost of matching pattern[:i]
-    to a substring ending at j. The in-row insertion recurrence D[j] = min(E[j], D[j-1] + 1) is
-    solved for the whole row at once as a running minimum of E[k] - k, plus j.
+    to a substring ending at j (any start is free). The in-row insertion recurrence
+    D[j] = min(E[j], D[j-1] + 1) is solved for the whole row at once as a running minimum of
+    E[k] - k, plus j.
     """
-    n = len(text)
-    columns = np.arange(n + 1)
-    row = np.zeros(n + 1, dtype=np.int64)
-    for i, unit in enumerate(pattern, start=1):
-        diagonal = row[:-1] + (text != unit)
-        best = np.empty(n + 1, dtype=np.int64)
-        best[0] = i
-        best[1:] = np.minimum(diagonal, row[1:] + 1)
-        row = np.minimum.accumulate(best - columns) + columns
-    end = int(np.argmin(row))
-    return int(row[end]), end
+    distances, ends = batched_substring_distance(np.asarray([pattern]), np.asarray(text))
+    return int(distances[0]), int(ends[0])
+
+
+def batched_substring_distance(patterns: np.ndarray, text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`approximate_substring_distance` for many patterns of one length at once: (C, m) -> (C,), (C,)."""
+    count, length = patterns.shape
+    columns = np.arange(len(text) + 1, dtype=np.int32)
+    row = np.zeros((count, len(text) + 1), dtype=np.int32)
+    best = np.empty_like(row)
+    for i in range(length):
+        diagonal = row[:, :-1] + (patterns[:, i : i + 1] != text[None, :])
+        best[:, 0] = i + 1
+        np.minimum(diagonal, row[:, 1:] + 1, out=best[:, 1:])
+        row = np.minimum.accumulate(best - columns, axis=1) + columns
+    return row.min(axis=1), row.argmin(axis=1)
 
 
 def levenshtein(a: Sequence, b: Sequence) -> int:
@@ -135,6 +142,11 @@ class HotwordIndex:
                 postings.setdefault(key, []).append(index)
         self._postings = {k: np.array(v, dtype=np.int32) for k, v in postings.items()}
         self._needed = np.array([self._shared_needed(len(s)) for s in self._sequences], dtype=np.int64)
+        self._lengths = np.array([len(s) for s in self._sequences], dtype=np.int64)
+        self._by_length: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for length in np.unique(self._lengths).tolist():
+            members = np.nonzero(self._lengths == length)[0]
+            self._by_length[length] = (members, np.stack([self._sequences[i] for i in members]))
 
     def __len__(self) -> int:
         return len(self.hotwords)
@@ -166,14 +178,21 @@ class HotwordIndex:
         counts = np.bincount(np.concatenate(lists), minlength=len(self.hotwords))
         return np.nonzero(counts >= self._needed)[0]
 
-    def _verify(self, candidates: Iterable[int], text: np.ndarray) -> list[HotwordMatch]:
+    def _verify(self, candidates: np.ndarray, text: np.ndarray) -> list[HotwordMatch]:
+        """Run the substring edit distance for every candidate, all hotwords of one length at once."""
         matches = []
-        for index in candidates:
-            pattern = self._sequences[index]
-            distance, end = approximate_substring_distance(pattern, text)
-            rate = distance / len(pattern)
-            if rate <= self.max_error_rate:
-                matches.append(HotwordMatch(self.hotwords[index], distance, rate, end, len(pattern)))
+        candidates = np.asarray(candidates, dtype=np.int64)
+        for length, (members, patterns) in self._by_length.items():
+            chosen = candidates[self._lengths[candidates] == length]
+            if len(chosen) == 0:
+                continue
+            rows = np.searchsorted(members, chosen)
+            distances, ends = batched_substring_distance(patterns[rows], text)
+            budget = math.floor(self.max_error_rate * length + 1e-9)
+            for index, distance, end in zip(chosen[distances <= budget], distances[distances <= budget],
+                                            ends[distances <= budget]):
+                matches.append(HotwordMatch(self.hotwords[index], int(distance),
+                                            int(distance) / length, int(end), length))
         matches.sort(key=lambda m: (m.error_rate, -m.num_units, m.hotword))
         return matches
 
@@ -189,4 +208,4 @@ class HotwordIndex:
         text = self.hypothesis_ids(hypothesis)
         if len(text) == 0:
             return []
-        return self._verify(range(len(self.hotwords)), text)[:top_k]
+        return self._verify(np.arange(len(self.hotwords)), text)[:top_k]
