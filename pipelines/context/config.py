@@ -21,6 +21,7 @@ class ContextConfig:
     context_max_tokens: int = 96
     context_temperature: float = 0.7
     limit_units: int = 0  # 0: every recording
+    only_units: list[str] = field(default_factory=list)  # recording ids to keep ([]: all)
     seed: int = 0
     dataset: str = "context"
     split: str = "train"

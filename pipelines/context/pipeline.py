@@ -235,6 +235,8 @@ def run_context(out_dir: str | Path, config, shards: str | None = None, options=
 
     recordings = (shard_recordings(shards) if shards
                   else corpus_recordings(config.corpus_scale, config.corpus_seed))
+    if config.only_units:
+        recordings = [rec for rec in recordings if rec["unit"] in set(config.only_units)]
     if config.limit_units:
         recordings = recordings[:config.limit_units]
     by_unit = {rec["unit"]: rec for rec in recordings}
