@@ -118,3 +118,8 @@ def test_total_is_the_sum_when_the_language_matches():
     r = total_reward(hyp, target, cfg)
     assert r.total == pytest.approx(r.r1_accuracy + r.r2_keywords + r.r3_hallucination)
     assert r.r1_accuracy < 1 and r.r2_keywords == 0.5 and r.r3_hallucination < 0
+
+
+def test_a_hypothesis_the_itn_grammar_rejects_is_still_scored():
+    r = total_reward("fuller')\" two", RewardInput("fuller two", "en"))
+    assert r.r1_accuracy == 1.0 and r.language_match

@@ -237,8 +237,9 @@ def _audio_trainable(model: FunASRModel) -> bool:
 def encode_batch(model: FunASRModel, utterances: Sequence[RLUtterance], grad: bool = False
                  ) -> EncodedBatch:
     waveforms, lengths = waveform_batch([u.audio for u in utterances])
+    device = next(model.parameters()).device
     with torch.set_grad_enabled(grad):
-        enc = model.encode_audio(waveforms, lengths)
+        enc = model.encode_audio(waveforms.to(device), lengths.to(device))
     prompts = [Prompt.from_sample(u.prompt) for u in utterances]
     return EncodedBatch(enc.audio_embeds, enc.audio_lengths, prompts)
 
@@ -326,7 +327,7 @@ class GRPOTrainer:
         with timer.phase("reward"):
             breakdowns = score_rollouts(self.rewards, utterances, rollouts)
             rewards = torch.tensor([b.total for b in breakdowns])
-            advantages = group_advantages(rewards, g, c.advantage_eps)
+            advantages = group_advantages(rewards, g, c.advantage_eps).to(rollouts.logprobs.device)
         with timer.phase("update"):
             update = self._update(utterances, encoded, rollouts, advantages)
         with timer.phase("weight_sync"):
@@ -440,14 +441,14 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 
 def resume_or_start(init_model: str | Path, out_dir: str | Path, config: GRPOConfig,
                     rollout_factory: Callable[[FunASRModel], RolloutEngine] | None = None,
-                    extractor: KeywordExtractor | None = None) -> GRPOTrainer:
+                    extractor: KeywordExtractor | None = None, device: str = "cpu") -> GRPOTrainer:
     """A trainer for `out_dir`: from its latest checkpoint if there is one, else from
     `init_model` (a saved model folder), which is also the frozen reference policy."""
     from funfactory.model.checkpoint import load_model
 
     checkpoint = latest_checkpoint(out_dir)
-    model = load_model(checkpoint / "model" if checkpoint else init_model)
-    reference = load_model(init_model) if checkpoint else None
+    model = load_model(checkpoint / "model" if checkpoint else init_model).to(device)
+    reference = load_model(init_model).to(device) if checkpoint else None
     rollout = rollout_factory(model) if rollout_factory else None
     trainer = GRPOTrainer(model, config, out_dir, rollout=rollout, reference=reference,
                           extractor=extractor)
