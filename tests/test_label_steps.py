@@ -190,3 +190,29 @@ def test_work_dir_refuses_another_config(tmp_path):
     (work.parts / "x.json").write_text("{}")
     work.pin("b" * 64, restart=True)
     assert not (work.parts / "x.json").exists()
+
+
+def test_lhotse_cuts_become_sources_with_offsets_and_references(tmp_path):
+    from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment
+    audio, utterances = recording(SENTENCES[:2])
+    path = tmp_path / "talk.wav"
+    sf.write(path, audio, TTS_RATE)
+    rec = Recording.from_file(path)
+    RecordingSet.from_recordings([rec]).to_file(tmp_path / "recordings.jsonl.gz")
+    (s0, e0, t0), (s1, e1, t1) = utterances
+    cuts = CutSet.from_cuts([
+        rec.to_cut().truncate(offset=s1 - 0.3, duration=e1 - s1 + 0.6).with_id("second")])
+    cut = cuts[0]
+    cut.supervisions = [SupervisionSegment("sup", rec.id, start=0.3, duration=e1 - s1, text=t1,
+                                           language="English")]
+    CutSet.from_cuts([cut]).to_file(tmp_path / "cuts.jsonl.gz")
+
+    whole = list_sources(tmp_path / "recordings.jsonl.gz", IngestConfig(format="lhotse"))
+    assert len(whole) == 1 and whole[0].offset == 0 and whole[0].duration is None
+    [source] = list_sources(tmp_path / "cuts.jsonl.gz", IngestConfig(format="lhotse"))
+    assert source.language == "en" and source.reference == t1
+    assert source.offset == pytest.approx(s1 - 0.3) and source.id != whole[0].id
+    windows = list(stream_audio(source, window_seconds=1.0))
+    assert windows[0].offset == pytest.approx(s1 - 0.3, abs=1e-3)
+    total = sum(len(w.audio) for w in windows) / 16000
+    assert total == pytest.approx(e1 - s1 + 0.6, abs=0.01)
