@@ -134,13 +134,13 @@ def build_hotword_list(true_hotwords: Sequence[str], transcript: str, pool: Sequ
                          and not keyword_in(p, transcript)})
     distractors: list[str] = []
     for i in rng.permutation(len(candidates)):
+        if len(distractors) >= n_distractors:
+            break
         word = candidates[int(i)]
         if match_form(word) in taken:
             continue
         taken.add(match_form(word))
         distractors.append(word)
-        if len(distractors) >= n_distractors:
-            break
     hotwords = list(true_hotwords) + distractors
     order = rng.permutation(len(hotwords))
     return [hotwords[int(i)] for i in order], distractors
