@@ -125,3 +125,23 @@ def test_streaming_pipeline_writes_verified_prefix_shards(tmp_path, speech_clips
         assert parent.meta["text"].startswith(s.meta["text"])
         assert np.array_equal(s.audio, parent.audio[:s.audio.size])
         assert s.meta["stream"]["chunk_ms"] == 640
+
+
+@pytest.mark.slow
+def test_mandarin_prefixes_from_whisper_base_word_timings(simulator):
+    from funfactory.synth.tts import get_voice, resample_to_16k
+
+    text = "今天下午我们去超市买点水果和牛奶。"
+    voice = get_voice("kokoro-alpha")
+    audio = resample_to_16k(voice.synthesize(text, seed=0), voice.sample_rate)
+    audio = np.round(np.clip(audio, -1, 1) * 32767).astype(np.float32) / 32768
+    meta = labelled_meta(text, audio, 0, uri="tts://kokoro-alpha")
+    meta["language"] = "zh"
+    derived, rejected = simulator.derive(meta, audio)
+    assert not rejected
+    texts = [d.meta["text"] for d in derived]
+    assert derived[0].meta["stream"]["aligner"] == "whisper-base"
+    assert all(text.startswith(t) for t in texts) and texts[-1] == text
+    assert len({len(t) for t in texts}) >= 4, "the partial text grows chunk by chunk"
+    for d in derived:
+        assert np.array_equal(d.audio, audio[:d.audio.size])
