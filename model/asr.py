@@ -20,6 +20,8 @@ Public surface for training and rollouts:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,7 @@ class FunASRModel(nn.Module):
     def __init__(self, config: ModelConfig, llm: nn.Module, tokenizer=None,
                  ctc_vocab: CTCVocab | None = None):
         super().__init__()
+        config = copy.deepcopy(config)
         if ctc_vocab is not None:
             config.ctc_vocab_size = len(ctc_vocab)
         if config.ctc_vocab_size <= 0:
@@ -73,7 +76,7 @@ class FunASRModel(nn.Module):
               ctc_vocab_size: int = 8000, seed: int = 0) -> "FunASRModel":
         """A fresh model around the LLM in `llm_path`; CTC vocabulary from `ctc_texts`."""
         llm, tokenizer = load_llm(llm_path)
-        config.llm_path = str(Path(llm_path).resolve())
+        config = dataclasses.replace(config, llm_path=str(Path(llm_path).resolve()))
         vocab = CTCVocab.build(tokenizer, ctc_texts, max_size=ctc_vocab_size)
         torch.manual_seed(seed)
         return cls(config, llm, tokenizer, vocab)
@@ -143,8 +146,6 @@ def set_trainable(model: FunASRModel, parts: Iterable[str]) -> list[str]:
     After `add_llm_lora`, "llm" trains the LoRA weights only; the LLM's base stays frozen.
     """
     parts = set(parts)
-    for part in PARTS:
-        _part_parameters(model, part)
     unknown = parts - set(PARTS)
     if unknown:
         raise FunfactoryError(f"unknown model part(s) {sorted(unknown)}; parts are {list(PARTS)}")
@@ -196,7 +197,7 @@ def meta_model(config: ModelConfig, ctc_vocab_size: int = 8000) -> FunASRModel:
     from transformers import AutoModelForCausalLM
 
     if config.ctc_vocab_size <= 0:
-        config.ctc_vocab_size = ctc_vocab_size
+        config = dataclasses.replace(config, ctc_vocab_size=ctc_vocab_size)
     with torch.device("meta"):
         llm = AutoModelForCausalLM.from_config(qwen3_config(config.llm))
         return FunASRModel(config, llm)
