@@ -255,3 +255,26 @@ def test_short_cpu_run_raises_reward_and_lowers_hallucinations(tmp_path):
     assert before["hallucinations"] > 0
     assert after["reward"] > before["reward"]
     assert after["hallucinations"] < before["hallucinations"]
+
+
+def test_ray_layout_places_one_colocated_worker_per_gpu_and_splits_whole_groups():
+    from funfactory.training.ray_layout import PHASE_ORDER, plan_placement, shard_batch
+
+    gpus = plan_placement(8, cpus_per_gpu=6)
+    assert gpus.workers == 8 and gpus.bundles() == [{"CPU": 6, "GPU": 1}] * 8
+    assert plan_placement(0, cpus_per_gpu=2, num_cpu_workers=2).bundles() == [{"CPU": 2}] * 2
+    parts = shard_batch(list(range(10)), 4)
+    assert parts == [[0, 1, 2], [3, 4, 5], [6, 7], [8, 9]]
+    assert [p for p, _ in PHASE_ORDER] == ["encode", "rollout", "reward", "update", "weight_sync"]
+
+
+def test_ray_cluster_without_ray_says_how_to_get_it():
+    import importlib.util
+
+    from funfactory.errors import MissingAssetError
+    from funfactory.training.ray_layout import ColocatedCluster, plan_placement
+
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("ray is installed: the missing-dependency message is not reachable")
+    with pytest.raises(MissingAssetError, match="ray=="):
+        ColocatedCluster("init", "out", GRPOConfig(), plan_placement(0))

@@ -67,10 +67,12 @@ def test_repetition_loop_is_penalised_in_proportion_to_its_length():
     ref = "thank you for coming"
     short = "thank you thank you thank you for coming"
     long = "thank you thank you thank you thank you thank you for coming"
-    r_short, n_short = hallucination_reward(short, ref, "en", alpha=0.1)
-    r_long, n_long = hallucination_reward(long, ref, "en", alpha=0.1)
+    r_short, n_short = hallucination_reward(short, ref, "en", alpha=0.1, length_floor=1)
+    r_long, n_long = hallucination_reward(long, ref, "en", alpha=0.1, length_floor=1)
     assert n_short == 4 and n_long == 8
     assert r_short == pytest.approx(-0.1 * 4 / 4) and r_long == pytest.approx(-0.1 * 8 / 4)
+    # a reference shorter than the floor counts as floor tokens long
+    assert hallucination_reward(long, ref, "en", length_floor=16)[0] == pytest.approx(-8 / 16)
     assert hallucination_reward(ref, ref, "en") == (0.0, 0)
 
 
@@ -90,9 +92,11 @@ def test_text_on_noise_only_input_is_a_hallucination():
     target = RewardInput("", "en")
     blank = total_reward("", target)
     spoken = total_reward("thank you for watching", target)
+    longer = total_reward("thank you for watching see you next time bye", target)
     assert blank.r1_accuracy == 1.0 and blank.r3_hallucination == 0.0 and not blank.hallucinated
-    assert spoken.hallucinated_tokens == 4 and spoken.r3_hallucination == -1.0
-    assert spoken.r1_accuracy == 0.0 and spoken.total < blank.total
+    assert spoken.hallucinated_tokens == 4 and spoken.r3_hallucination == pytest.approx(-4 / 8)
+    assert longer.r3_hallucination == -1.0  # 9 tokens: past the floor, at the cap
+    assert spoken.r1_accuracy == 0.0 and longer.total < spoken.total < blank.total
 
 
 def test_wrong_language_overrides_everything_with_minus_one():

@@ -8,8 +8,11 @@
   an inserted keyword lowers it) and keyword recall (the share of the reference's keyword
   occurrences the hypothesis has). Both are 1.0 when there is nothing to count, so a hypothesis
   that rightly writes no keyword scores 1.0; an utterance without keywords scores R2 = 0.
-- **R3, hallucination suppression**: ``-alpha * hallucinated tokens / max(reference tokens, 1)``,
-  floored at ``-max_penalty``. Hallucinated spans are found with regular expressions
+- **R3, hallucination suppression**: ``-alpha * hallucinated tokens / max(reference tokens,
+  length_floor)``, floored at ``-max_penalty``. The floor (8 tokens) keeps the penalty
+  proportional to the span's length on short and empty references: on noise-only input "thank
+  you" costs less than a whole sentence, so a group of hallucinated samples still ranks the
+  shorter ones higher. Hallucinated spans are found with regular expressions
   (:mod:`funfactory.eval.repetition`): repetition loops beyond what the reference itself repeats,
   and any text at all where the input is noise only (empty reference).
 - **R4, language match**: when the hypothesis's language (by script,
@@ -41,6 +44,7 @@ LATIN_LANGUAGES = frozenset({"en", "de", "fr", "es", "it", "pt", "nl", "id", "ms
 @dataclass
 class RewardConfig:
     hallucination_alpha: float = 1.0  # R3 per hallucinated token, relative to the reference length
+    hallucination_length_floor: int = 8  # ... or to this many tokens when the reference is shorter
     hallucination_max_penalty: float = 1.0  # R3 is never below -this
     keyword_weight: float = 1.0  # scales R2 (the report adds it unweighted)
 
@@ -120,10 +124,12 @@ def hallucinated_tokens(hypothesis: str, reference: str, language: str | None = 
 
 
 def hallucination_reward(hypothesis: str, reference: str, language: str | None = None,
-                         alpha: float = 1.0, max_penalty: float = 1.0) -> tuple[float, int]:
-    """R3 = -alpha * hallucinated tokens / max(reference tokens, 1), floored at -max_penalty."""
+                         alpha: float = 1.0, max_penalty: float = 1.0,
+                         length_floor: int = 8) -> tuple[float, int]:
+    """R3 = -alpha * hallucinated tokens / max(reference tokens, length_floor), floored at
+    -max_penalty."""
     spans = hallucinated_tokens(hypothesis, reference, language)
-    reference_length = max(1, len(scoring_tokens(reference, language)))
+    reference_length = max(1, length_floor, len(scoring_tokens(reference, language)))
     return -min(max_penalty, alpha * spans / reference_length), spans
 
 
@@ -190,7 +196,8 @@ def _total_reward(hypothesis: str, target: RewardInput, config: RewardConfig | N
     r1, rate = accuracy_reward(hypothesis, target.reference, language)
     r2 = config.keyword_weight * keyword_reward(hypothesis, target.reference, keywords, language)
     r3, spans = hallucination_reward(hypothesis, target.reference, language,
-                                     config.hallucination_alpha, config.hallucination_max_penalty)
+                                     config.hallucination_alpha, config.hallucination_max_penalty,
+                                     config.hallucination_length_floor)
     match = language_matches(hypothesis, language)
     total = r1 + r2 + r3 if match else LANGUAGE_MISMATCH_REWARD
     kw = keyword_score(hypothesis, target.reference, keywords, language) if keywords else None
