@@ -56,3 +56,14 @@ def test_stream_rejects_a_chunk_the_encoder_was_not_built_for():
     with pytest.raises(FunfactoryError, match="less than one encoder frame"):
         StreamingRecognizer(model).finish()
     assert np.isclose(model.encoder_frame_seconds, 0.06)
+
+
+def test_sampled_decoding_is_seeded_and_differs_from_greedy(speech_clips):
+    model = tiny_model(texts=[t for t, _ in speech_clips])
+    audio = [a for _, a in speech_clips[:2]]
+    sampled = DecodeOptions(method="llm", max_new_tokens=6, do_sample=True, temperature=1.5, seed=3)
+    first = [t.text for t in transcribe(model, audio, sampled)]
+    again = [t.text for t in transcribe(model, audio, sampled)]
+    greedy = [t.text for t in transcribe(model, audio, DecodeOptions(method="llm", max_new_tokens=6))]
+    assert first == again
+    assert first != greedy
