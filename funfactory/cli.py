@@ -19,6 +19,7 @@ AREAS = (
     "funfactory.shards.cli",
     "funfactory.pipelines.cli",
     "funfactory.synth.cli",
+    "funfactory.model.cli",
     "funfactory.training.cli",
     "funfactory.eval.cli",
     "funfactory.pipelines.testset_cli",
