@@ -6,16 +6,17 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from funfactory.pipelines.augment.augmenter import SampleAugmenter
 from funfactory.pipelines.augment.config import AugmentConfig
-from funfactory.pipelines.augment.noise_corpus import NoiseCorpus, manifest_clips
+from funfactory.pipelines.augment.noise_corpus import NoiseCorpus
 from tests.augment_helpers import labelled_meta
 
 
 def test_debian_train_and_test_noise_do_not_overlap():
-    corpus = NoiseCorpus.from_sources(["debian"], test_fraction=0.2)
+    corpus = NoiseCorpus.from_sources(["debian"])
     train, test = corpus.select("train"), corpus.select("test")
     assert {c.id for c in train}.isdisjoint({c.id for c in test})
     assert {c.path for c in train}.isdisjoint({c.path for c in test})
@@ -34,9 +35,9 @@ def test_split_is_stable_when_a_file_is_added(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(9):
         sf.write(folder / f"take{i}.wav", rng.normal(0, 0.1, 8000).astype(np.float32), 16000)
-    before = {c.id: c.split for c in NoiseCorpus.from_sources([f"folder:{folder}"], 0.25).clips}
+    before = {c.id: c.split for c in NoiseCorpus.from_sources([f"folder:{folder}"]).clips}
     sf.write(folder / "take9.wav", rng.normal(0, 0.1, 8000).astype(np.float32), 16000)
-    after = {c.id: c.split for c in NoiseCorpus.from_sources([f"folder:{folder}"], 0.25).clips}
+    after = {c.id: c.split for c in NoiseCorpus.from_sources([f"folder:{folder}"]).clips}
     changed = [cid for cid in before if before[cid] != after[cid]]
     assert len(changed) <= 1  # at most the one clip displaced by the test quota moving up
     assert "test" in before.values() and "train" in before.values()
@@ -57,12 +58,26 @@ def test_augmenter_for_training_uses_train_noise_only(speech_clips):
 
 
 def test_manifest_keeps_the_split_it_carries(tmp_path):
+    """The embedded corpus's format: `uri` relative to the corpus root, `category`."""
     src = "/usr/share/games/etw/crowd/crowd01.wav"
-    shutil.copy(src, tmp_path / "a.wav")
-    shutil.copy(src, tmp_path / "b.wav")
-    (tmp_path / "noise.jsonl").write_text(
-        json.dumps({"id": "kitchen-a", "path": "a.wav", "split": "test", "collection": "kitchen"})
-        + "\n" + json.dumps({"id": "kitchen-b", "path": "b.wav", "split": "train"}) + "\n")
-    clips = {c.id: c for c in manifest_clips(tmp_path / "noise.jsonl")}
+    (tmp_path / "noise").mkdir()
+    shutil.copy(src, tmp_path / "noise" / "a.wav")
+    shutil.copy(src, tmp_path / "noise" / "b.wav")
+    (tmp_path / "noise" / "manifest.jsonl").write_text(
+        json.dumps({"id": "kitchen-a", "uri": "noise/a.wav", "split": "test",
+                    "category": "kitchen"}) + "\n"
+        + json.dumps({"id": "kitchen-b", "uri": "noise/b.wav", "split": "train",
+                      "category": "kitchen"}) + "\n")
+    corpus = NoiseCorpus.from_sources([f"manifest:{tmp_path / 'noise' / 'manifest.jsonl'}"])
+    clips = {c.id: c for c in corpus.clips}
     assert clips["kitchen-a"].split == "test" and clips["kitchen-b"].split == "train"
-    assert clips["kitchen-a"].audio.size > 16000
+    assert clips["kitchen-a"].collection == "kitchen" and clips["kitchen-a"].audio.size > 16000
+
+
+@pytest.mark.slow
+def test_debian_split_is_the_embedded_corpus_split(tmp_path):
+    from funfactory.synth.noise import build_real_noise
+
+    corpus_split = {r["original_path"]: r["split"] for r in build_real_noise(tmp_path)}
+    ours = {c.path: c.split for c in NoiseCorpus.from_sources(["debian"]).clips}
+    assert ours == corpus_split

@@ -17,7 +17,7 @@ from tests.augment_helpers import write_labelled_shards
 
 @pytest.fixture(scope="module")
 def corpus():
-    return NoiseCorpus.from_sources(["debian:ambient+traffic"], test_fraction=0.34)
+    return NoiseCorpus.from_sources(["debian:ambient+traffic"])
 
 
 @pytest.fixture(scope="module")

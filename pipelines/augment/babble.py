@@ -13,7 +13,8 @@ import numpy as np
 import soundfile as sf
 
 from funfactory.errors import FunfactoryError
-from funfactory.pipelines.augment.noise_corpus import SAMPLE_RATE, NoiseClip, folder_clips
+from funfactory.pipelines.augment.noise_corpus import (SAMPLE_RATE, NoiseClip, assign_splits,
+                                                       folder_clips)
 
 BABBLE_VOICES = ("espeak-en", "espeak-cmn", "espeak-cmn-f", "hibari-en")
 BABBLE_TEXTS = (
@@ -68,7 +69,8 @@ def make_babble(voices, texts: list[str], n_talkers: int = 4, seconds: float = 8
 
 def write_babble_folder(folder: str | Path, voices, texts: list[str], n_clips: int = 6,
                         n_talkers: int = 4, seconds: float = 8.0, seed: int = 0) -> list[NoiseClip]:
-    """Write `n_clips` babble clips as FLAC into `folder`; returns them as the `babble` collection."""
+    """Write `n_clips` babble clips as FLAC into `folder`; returns them as the `babble` collection,
+    split train/test like every other collection."""
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n_clips):
@@ -76,4 +78,6 @@ def write_babble_folder(folder: str | Path, voices, texts: list[str], n_clips: i
         if not path.exists():
             audio = make_babble(voices, texts, n_talkers, seconds, seed=seed * 1000 + i)
             sf.write(str(path), audio, SAMPLE_RATE, subtype="PCM_16")
-    return folder_clips(root, "babble")
+    clips = folder_clips(root, "babble")
+    assign_splits(clips)
+    return clips

@@ -96,8 +96,7 @@ def _noise_split(args) -> int:
     from funfactory.pipelines.augment.noise_corpus import NoiseCorpus
 
     cfg = load_job_config(AugmentConfig, args)
-    corpus = NoiseCorpus.from_sources(cfg.noise.sources, cfg.noise.test_fraction,
-                                      cfg.noise.split_salt)
+    corpus = NoiseCorpus.from_sources(cfg.noise.sources)
     for row in corpus.manifest_rows():
         print(json.dumps(row, ensure_ascii=False))
     return 0

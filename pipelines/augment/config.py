@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 
 @dataclass
 class NoiseSourcesConfig:
-    #: 'debian', 'debian:crowd+ambient', 'folder:/path[=collection]', 'manifest:/path.jsonl'
+    #: 'debian', 'debian:crowd+ambient', 'folder:/path[=collection]', 'manifest:/path.jsonl';
+    #: one source file in four (per collection) is test noise (funfactory.synth.noise.split_for)
     sources: list[str] = field(default_factory=lambda: ["debian"])
-    #: share of each collection's source files held out for test-time noise
-    test_fraction: float = 0.2
     #: which side of the split this run draws from ('train' for training data, 'test' for test sets)
     split: str = "train"
-    split_salt: str = "noise-split"
 
 
 @dataclass

@@ -1,26 +1,25 @@
 """Noise collections for augmentation (Fun-ASR section 5.2: "real recorded noise"), split so that
 test-time noise is never used in training.
 
-A `NoiseClip` is one source file (or one generated babble clip), resampled to 16 kHz mono. The
-split is made per collection and per source file: clips are ordered by a hash of their id and the
-first `test_fraction` of them (at least one, where the collection has two or more) go to `test`.
-The order depends only on the ids, so adding a file to a folder moves no other file across the
-split.
+A `NoiseClip` is one source file, resampled to 16 kHz mono. The split is the project's one rule,
+`funfactory.synth.noise.split_for`: per collection, source files ordered by a hash of their path,
+one in four (at least one, where there are two or more) held out for test. The embedded corpus
+(issue 2) splits the same Debian files with the same rule, so a clip is test noise in both or in
+neither, and adding a file to a folder moves at most one other file across the split.
 
 Sources:
-- `debian`: ambient loops (btanks-data), stadium crowds (etw-data), heavy traffic (micropolis-data);
-- `corpus`: the embedded corpus's `noise/manifest.jsonl` (issue 2), which carries its own split;
-- any user folder of audio files (`folder:/path/to/noise`);
-- babble: several TTS voices speaking at once (`babble.py`), written to a folder and used as
-  `folder:PATH=babble`; babble is speech, so it is never used for noise-only samples.
+- `debian`: ambient loops (btanks-data), stadium crowds (etw-data), traffic (micropolis-data and
+  the btanks train), as listed in `funfactory.synth.noise.NOISE_SOURCES`;
+- `manifest:PATH`: a noise manifest such as the embedded corpus's `noise/manifest.jsonl`, which
+  carries its own split;
+- `folder:PATH[=NAME]`: any user folder of audio files;
+- babble (`babble.py`) written to a folder and used as `folder:PATH=babble`, or the corpus's
+  babble category; babble is speech, so it is never used for noise-only samples.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,18 +27,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from funfactory.errors import FunfactoryError, MissingAssetError
+from funfactory.errors import FunfactoryError
 
 SAMPLE_RATE = 16000
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 
-#: Debian noise packages (ASSETS.md): collection -> (package, glob patterns)
-DEBIAN_COLLECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ambient": ("btanks-data", ("/usr/share/games/btanks/data/sounds/ambient/*.ogg",)),
-    "crowd": ("etw-data", ("/usr/share/games/etw/crowd/*.wav", "/usr/share/games/etw/snd/crowd.wav",
-                           "/usr/share/games/etw/snd/fondo.wav")),
-    "traffic": ("micropolis-data", ("/usr/share/games/micropolis/res/sounds/heavytraffic.wav",)),
-}
 SPEECH_LIKE = frozenset({"babble"})
 
 
@@ -80,41 +72,41 @@ def load_audio_16k(path: str | Path) -> np.ndarray:
 
 
 def clip_id(collection: str, path: str | Path) -> str:
-    """'crowd-crowd07': collection and file stem, dot-free (it appears in sample JSON and keys)."""
+    """'crowd-crowd07': collection and file stem, dot-free (it appears in sample JSON)."""
     stem = "".join(c if c.isalnum() or c in "_-" else "_" for c in Path(path).stem)
-    return f"{collection}-{stem}"
+    return f"{collection}-{stem}" if stem else collection
 
 
-def _hash_order(clip: NoiseClip, salt: str) -> str:
-    return hashlib.sha1(f"{salt}:{clip.id}".encode()).hexdigest()
+def assign_splits(clips: list[NoiseClip]) -> None:
+    """Per collection, hold out test files by `synth.noise.split_for` (by source path)."""
+    from funfactory.synth.noise import split_for
 
-
-def assign_splits(clips: list[NoiseClip], test_fraction: float, salt: str = "noise-split") -> None:
-    """Per collection, put the first ceil(test_fraction * n) clips (by id hash) into `test`."""
-    if not 0.0 <= test_fraction < 1.0:
-        raise FunfactoryError(f"noise test_fraction {test_fraction} must be in [0, 1)")
     by_collection: dict[str, list[NoiseClip]] = {}
     for clip in clips:
         by_collection.setdefault(clip.collection, []).append(clip)
     for members in by_collection.values():
-        ordered = sorted(members, key=lambda c: _hash_order(c, salt))
-        n_test = math.ceil(test_fraction * len(ordered)) if len(ordered) > 1 else 0
-        for i, clip in enumerate(ordered):
-            clip.split = "test" if i < n_test else "train"
+        splits = split_for([c.path for c in members])
+        for clip in members:
+            clip.split = splits[clip.path]
 
 
-def debian_clips(collections: tuple[str, ...] = tuple(DEBIAN_COLLECTIONS)) -> list[NoiseClip]:
+def debian_clips(collections: tuple[str, ...] | None = None) -> list[NoiseClip]:
+    """The Debian noise files (`synth.noise.NOISE_SOURCES`), split as the embedded corpus splits
+    them; `collections` picks categories (ambient, crowd, traffic)."""
+    from funfactory.synth.noise import NOISE_SOURCES, locate_sources
+
+    known = sorted({source.category for source in NOISE_SOURCES})
+    for name in collections or ():
+        if name not in known:
+            raise FunfactoryError(f"unknown Debian noise collection {name!r}; known: {known}")
     clips = []
-    for name in collections:
-        if name not in DEBIAN_COLLECTIONS:
-            raise FunfactoryError(f"unknown Debian noise collection {name!r}; "
-                                  f"known: {sorted(DEBIAN_COLLECTIONS)}")
-        package, patterns = DEBIAN_COLLECTIONS[name]
-        paths = sorted({p for pattern in patterns for p in glob.glob(pattern)})
-        if not paths:
-            raise MissingAssetError(f"noise collection {name!r} needs the Debian package {package}: "
-                                    f"apt-get install {package}")
-        clips += [NoiseClip(clip_id(name, p), name, p) for p in paths]
+    for source in NOISE_SOURCES:
+        if collections and source.category not in collections:
+            continue
+        for path in locate_sources(source):
+            cid = f"{source.category}-{source.package.split('-')[0]}-{path.stem}"
+            clips.append(NoiseClip(clip_id(cid, ""), source.category, str(path)))
+    assign_splits(clips)
     return clips
 
 
@@ -133,8 +125,9 @@ def folder_clips(folder: str | Path, collection: str | None = None) -> list[Nois
 
 
 def manifest_clips(manifest: str | Path) -> list[NoiseClip]:
-    """Clips from a noise manifest (JSON lines with `path` and optional `id`, `collection`,
-    `split`), as the embedded corpus writes it. Relative paths are relative to the manifest."""
+    """Clips from a noise manifest: JSON lines with `path` (or `uri`), optional `id`,
+    `collection` (or `category`) and `split`, as the embedded corpus writes it. A relative path is
+    looked up beside the manifest, then in the folder above it (the corpus root)."""
     manifest = Path(manifest)
     if not manifest.is_file():
         raise FunfactoryError(f"noise manifest {manifest} does not exist")
@@ -144,18 +137,19 @@ def manifest_clips(manifest: str | Path) -> list[NoiseClip]:
             continue
         try:
             row = json.loads(line)
-            path = Path(row["path"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            path = Path(row.get("path") or row["uri"])
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
             raise FunfactoryError(f"noise manifest {manifest} line {n}: needs a JSON object with "
-                                  f"'path' ({e})") from None
-        path = path if path.is_absolute() else manifest.parent / path
-        collection = str(row.get("collection") or row.get("kind") or "corpus")
+                                  f"'path' or 'uri' ({e})") from None
+        if not path.is_absolute():
+            beside, above = manifest.parent / path, manifest.parent.parent / path
+            path = beside if beside.exists() or not above.exists() else above
+        collection = str(row.get("collection") or row.get("category") or "corpus")
         split = str(row.get("split", "train"))
         if split not in ("train", "test"):
             raise FunfactoryError(f"noise manifest {manifest} line {n}: split {split!r} is not "
                                   "train or test")
-        cid = "".join(c if c.isalnum() or c in "_-" else "_" for c in str(row["id"])) \
-            if row.get("id") else clip_id(collection, path)
+        cid = clip_id(str(row["id"]), "") if row.get("id") else clip_id(collection, path)
         clips.append(NoiseClip(cid, collection, str(path), split))
     return clips
 
@@ -172,16 +166,16 @@ class NoiseCorpus:
         self.clips = sorted(clips, key=lambda c: c.id)
 
     @classmethod
-    def from_sources(cls, sources: list[str], test_fraction: float = 0.2,
-                     salt: str = "noise-split") -> NoiseCorpus:
-        """`sources`: 'debian', 'debian:crowd', 'folder:/path[=name]', 'manifest:/path.jsonl'.
-        Debian and folder clips are split here; manifest clips keep the split they carry."""
+    def from_sources(cls, sources: list[str]) -> NoiseCorpus:
+        """`sources`: 'debian', 'debian:crowd+ambient', 'folder:/path[=name]',
+        'manifest:/path.jsonl'. Debian and folder clips are split here; manifest clips keep the
+        split they carry."""
         to_split: list[NoiseClip] = []
         presplit: list[NoiseClip] = []
         for source in sources:
             kind, _, arg = source.partition(":")
             if kind == "debian":
-                to_split += debian_clips(tuple(arg.split("+")) if arg else tuple(DEBIAN_COLLECTIONS))
+                presplit += debian_clips(tuple(arg.split("+")) if arg else None)
             elif kind == "folder" and arg:
                 path, _, name = arg.partition("=")
                 to_split += folder_clips(path, name or None)
@@ -190,7 +184,7 @@ class NoiseCorpus:
             else:
                 raise FunfactoryError(f"noise source {source!r} is not one of 'debian', "
                                       "'debian:NAME[+NAME]', 'folder:PATH[=NAME]', 'manifest:PATH'")
-        assign_splits(to_split, test_fraction, salt)
+        assign_splits(to_split)
         return cls(to_split + presplit)
 
     def select(self, split: str, *, allow_speech_like: bool = True) -> list[NoiseClip]:
@@ -199,7 +193,7 @@ class NoiseCorpus:
         if not chosen:
             raise FunfactoryError(f"no {split} noise clips"
                                   f"{'' if allow_speech_like else ' that are not speech-like'}; "
-                                  "add noise sources or lower noise.test_fraction")
+                                  "add noise sources")
         return chosen
 
     def manifest_rows(self) -> list[dict]:

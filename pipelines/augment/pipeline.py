@@ -27,8 +27,7 @@ def run_augment(inputs, out_dir: str | Path, config: AugmentConfig, options=None
     if config.noise.split not in ("train", "test"):
         raise FunfactoryError(f"noise.split {config.noise.split!r} must be 'train' or 'test'")
     out = Path(out_dir)
-    corpus = NoiseCorpus.from_sources(config.noise.sources, config.noise.test_fraction,
-                                      config.noise.split_salt)
+    corpus = NoiseCorpus.from_sources(config.noise.sources)
     corpus.select(config.noise.split)
     sha = config_sha256(config)
     result = run_shardwise("augment", urls, out, augment_units_fn(config, sha),

@@ -19,8 +19,7 @@ class BuildAugmenter:
         from funfactory.pipelines.augment.rir import load_impulse_responses
 
         cfg = self.config
-        corpus = NoiseCorpus.from_sources(cfg.noise.sources, cfg.noise.test_fraction,
-                                          cfg.noise.split_salt)
+        corpus = NoiseCorpus.from_sources(cfg.noise.sources)
         clips = corpus.select(cfg.noise.split)
         for clip in clips:
             clip.audio  # noqa: B018 - decode every clip once per worker, not per sample
