@@ -3,6 +3,7 @@
     funfactory synth corpus --out DIR [--seed N] [--scale tiny|default] [--noise-dir DIR ...]
     funfactory synth tts --voice kokoro-alpha --text "我们明天三点半开会。" --out hello.wav [--16k]
     funfactory synth voices [--language zh]
+    funfactory synth llm prepare|generate|serve|cache ...   (synth/llm/cli.py)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 
 
 def register(subparsers) -> None:
-    synth = subparsers.add_parser("synth", help="speech synthesis: default corpus, TTS voices")
+    synth = subparsers.add_parser("synth", help="speech and text synthesis: default corpus, TTS voices, LLM backends")
     commands = synth.add_subparsers(dest="synth_command", metavar="COMMAND", required=True)
 
     corpus = commands.add_parser("corpus", help="build the embedded default corpus (deterministic per seed)")
@@ -36,6 +37,9 @@ def register(subparsers) -> None:
     voices = commands.add_parser("voices", help="list the TTS voices")
     voices.add_argument("--language", choices=("en", "zh", "zh-en"), default=None)
     voices.set_defaults(func=_voices)
+
+    from funfactory.synth.llm.cli import register_llm
+    register_llm(commands)
 
 
 def _corpus(args: argparse.Namespace) -> int:
