@@ -110,3 +110,60 @@ def test_ddp_two_processes_match_one_process_with_accumulation(speech_clips, tmp
         assert torch.allclose(a[name], b[name], atol=1e-5, rtol=1e-4), name
         moved = max(moved, float((a[name] - start[name]).abs().max()))
     assert moved > 1e-3, "training moved the weights, so the comparison means something"
+
+
+def test_example_configs_load():
+    from pathlib import Path
+
+    from funfactory.config import load_config
+    from funfactory.training.config import TrainConfig
+    from funfactory.training.stages import get_stage
+
+    configs = sorted((Path(__file__).parent.parent / "training" / "configs").glob("*.yaml"))
+    assert len(configs) >= 8
+    for path in configs:
+        config = load_config(TrainConfig, path)
+        assert config.data.streams, path
+        get_stage(config.model.stage)
+
+
+def test_cli_runs_a_stage_from_yaml_with_overrides(unlabelled, tmp_path, capsys):
+    from funfactory.cli import main
+
+    yaml_file = tmp_path / "bestrq.yaml"
+    yaml_file.write_text(
+        "data:\n  streams:\n    - {name: speech, shards: ['%s']}\n  batch_size: 4\n"
+        "bestrq: {codebook_size: 32, codebook_dim: 8}\n"
+        "run: {device: cpu, tensorboard: true, save_every: 2, val_every: 0, log_every: 1}\n"
+        % unlabelled)
+    out = tmp_path / "cli-run"
+    assert main(["train", "pretrain-bestrq", "--config", str(yaml_file), "run.max_steps=2",
+                 f"run.out_dir={out}", "run.threads=1"]) == 0
+    assert '"loss"' in capsys.readouterr().out
+    assert (out / "checkpoints" / "step-00000002" / "loader-rank0.json").is_file()
+    assert (out / "final" / "model.safetensors").is_file()
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert [m["step"] for m in read_metrics(out) if "loss" in m] == [1, 2]
+
+
+@pytest.mark.slow
+def test_fsdp_two_processes_with_a_resume_match_one_process(speech_clips, tmp_path):
+    """FSDP2 (fully_shard, gloo on CPU) with a checkpoint and resume at step 2 == 1 process."""
+    shards = tmp_path / "one-shard"
+    write_speech_shards(shards, speech_clips, 8, per_shard=8, dataset="fsdp", task="unlabelled")
+    single = bestrq_config(str(shards), tmp_path / "single", max_steps=4, grad_accum=2)
+    single.data.batch_size = 1
+    run("pretrain-bestrq", single)
+    fsdp = bestrq_config(str(shards), tmp_path / "fsdp", max_steps=2, save_every=2,
+                         distributed="fsdp")
+    fsdp.data.batch_size = 1
+    for steps in (2, 4):
+        fsdp.run.max_steps = steps
+        torch.multiprocessing.start_processes(spawned_rank, args=(2, _free_port(),
+                                                                  "pretrain-bestrq", fsdp),
+                                              nprocs=2, start_method="fork")
+    assert (tmp_path / "fsdp" / "checkpoints" / "step-00000002" / "optimizer").is_dir()
+    a = load_file(str(tmp_path / "single" / "final" / "model.safetensors"))
+    b = load_file(str(tmp_path / "fsdp" / "final" / "model.safetensors"))
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5, rtol=1e-4), name

@@ -17,7 +17,8 @@ Checkpoint folder (`{out_dir}/checkpoints/step-{step:08d}/`, written under a tem
 renamed when complete):
 
     model.safetensors     the trainable parameters by name (frozen ones come from the stage's init)
-    optimizer.pt          optimiser state (torch.save; loaded with weights_only=True)
+    optimizer.pt          optimiser state (torch.save; loaded with weights_only=True), or
+    optimizer/            under FSDP, the sharded optimiser state (torch.distributed.checkpoint)
     trainer.pt            step, scheduler and grad-scaler state
     rng-rank{r}.pt        torch / CUDA / Python / NumPy RNG states of rank r
     loader-rank{r}.json   the streaming loader's state of rank r (exact mid-epoch resume)
@@ -114,6 +115,19 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, mode: str = "ddp") -> tor
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+def gather_for_export(model: torch.nn.Module) -> None:
+    """Under FSDP, replace every sharded parameter by its full tensor (a collective: all ranks
+    call it) so the model can be written with ordinary state dicts. The end of a run only: the
+    model no longer trains sharded afterwards. A no-op for other models."""
+    if not is_sharded(model):
+        return
+    for module in model.modules():
+        for name, param in list(module.named_parameters(recurse=False)):
+            if hasattr(param, "full_tensor"):
+                module._parameters[name] = torch.nn.Parameter(
+                    param.full_tensor().detach(), requires_grad=param.requires_grad)
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """None for fp32; bf16 by default on GPU (section 4 trains in mixed precision)."""
     if precision == "auto":
@@ -185,13 +199,21 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def is_sharded(model: torch.nn.Module) -> bool:
+    """True for an FSDP2 model (its parameters are DTensors)."""
+    return any(hasattr(p, "full_tensor") for p in model.parameters())
+
+
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The trainable parameters by (unwrapped) name, detached on the CPU, shared storage once."""
-    seen, state = set(), {}
+    """The trainable parameters by (unwrapped) name, full, on the CPU (a tied parameter once:
+    `named_parameters` lists each Parameter object once).
+
+    Under FSDP every rank must call this: gathering a sharded parameter is a collective."""
+    state = {}
     for name, param in unwrap(model).named_parameters():
-        if param.requires_grad and param.data_ptr() not in seen:
-            seen.add(param.data_ptr())
-            state[name] = param.detach().cpu().contiguous()
+        if param.requires_grad:
+            full = param.full_tensor() if hasattr(param, "full_tensor") else param
+            state[name] = full.detach().cpu().contiguous()
     return state
 
 
@@ -204,7 +226,13 @@ def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor])
             "resume with the same model size and stage")
     with torch.no_grad():
         for name, tensor in state.items():
-            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+            param = params[name]
+            tensor = tensor.to(param.device, param.dtype)
+            if hasattr(param, "full_tensor"):  # FSDP: keep this rank's shard of the full tensor
+                from torch.distributed.tensor import distribute_tensor
+
+                tensor = distribute_tensor(tensor, param.device_mesh, param.placements)
+            param.copy_(tensor)
 
 
 def checkpoint_dir(out_dir: str | Path, step: int) -> Path:
@@ -230,9 +258,16 @@ def save_checkpoint(out_dir: str | Path, step: int, model: torch.nn.Module,
         partial.mkdir(parents=True)
     barrier(info)
     state = trainable_state(model)
+    sharded = is_sharded(model)
+    if sharded and optimizer is not None:  # each rank holds a shard: distributed checkpoint
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        dcp.save({"optimizer": get_optimizer_state_dict(model, optimizer)},
+                 checkpoint_id=str(partial / "optimizer"))
     if info.is_main:
         save_file(state, str(partial / "model.safetensors"), metadata={"step": str(step)})
-        if optimizer is not None:
+        if optimizer is not None and not sharded:
             torch.save(optimizer.state_dict(), partial / "optimizer.pt")
         torch.save({"step": step,
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -266,7 +301,15 @@ def load_checkpoint(folder: str | Path, model: torch.nn.Module,
     if not (folder / "meta.json").is_file():
         raise FunfactoryError(f"{folder} is not a complete checkpoint (no meta.json)")
     load_trainable_state(model, load_file(str(folder / "model.safetensors")))
-    if optimizer is not None and (folder / "optimizer.pt").is_file():
+    if optimizer is not None and (folder / "optimizer").is_dir():
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import (get_optimizer_state_dict,
+                                                             set_optimizer_state_dict)
+
+        state = {"optimizer": get_optimizer_state_dict(model, optimizer)}
+        dcp.load(state, checkpoint_id=str(folder / "optimizer"))
+        set_optimizer_state_dict(model, optimizer, state["optimizer"])
+    elif optimizer is not None and (folder / "optimizer.pt").is_file():
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True,
                                              map_location="cpu"))
     trainer = torch.load(folder / "trainer.pt", weights_only=True)
@@ -407,6 +450,18 @@ class Trainer:
         totals["audio_seconds"] = seconds
         return totals
 
+    def _mean_over_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Losses averaged over the ranks (audio seconds summed), for the log."""
+        if not self.info.distributed:
+            return metrics
+        names = sorted(metrics)
+        values = torch.tensor([metrics[n] for n in names], dtype=torch.float64,
+                              device=self.info.device)
+        dist.all_reduce(values)
+        out = {n: float(v) / self.info.world_size for n, v in zip(names, values.tolist())}
+        out["audio_seconds"] = out["audio_seconds"] * self.info.world_size
+        return out
+
     def validate(self) -> dict[str, float]:
         if not hasattr(self.task, "validate"):
             return {}
@@ -433,6 +488,7 @@ class Trainer:
             window_audio += metrics["audio_seconds"]
             last = metrics
             if self.step % self.run.log_every == 0 or self.step == self.run.max_steps:
+                metrics = self._mean_over_ranks(metrics)
                 elapsed = time.perf_counter() - window_start
                 metrics["steps_per_s"] = window_steps / elapsed
                 metrics["audio_seconds_per_s"] = window_audio * self.info.world_size / elapsed
@@ -454,8 +510,10 @@ class Trainer:
             if self.run.save_every > 0 and (self.step % self.run.save_every == 0
                                             or self.step == self.run.max_steps):
                 self.save()
-        if hasattr(self.task, "export") and self.info.is_main:
-            self.task.export(unwrap(self.model), self.out_dir / "final")
+        if hasattr(self.task, "export"):
+            gather_for_export(self.model)
+            if self.info.is_main:
+                self.task.export(unwrap(self.model), self.out_dir / "final")
         barrier(self.info)
         self.metrics.close()
         return last
