@@ -39,6 +39,7 @@ class Adaptor(nn.Module):
     def forward(self, encoded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, encoder_dim) -> (B, ceil(T / downsample), llm_dim) audio embeddings."""
         k = self.config.downsample
+        lengths = lengths.to(encoded.device)
         b, t, d = encoded.shape
         pad = (-t) % k
         x = F.pad(encoded, (0, 0, 0, pad)).reshape(b, (t + pad) // k, k * d)

@@ -90,7 +90,7 @@ class FunASRModel(nn.Module):
         return self.encode_features(feats, feat_lengths)
 
     def encode_features(self, feats: torch.Tensor, lengths: torch.Tensor) -> AudioEncoding:
-        if int(lengths.min()) <= 0:
+        if len(lengths) == 0 or int(lengths.min()) <= 0:
             raise FunfactoryError(
                 "an utterance is shorter than one encoder frame (about 60 ms of audio): "
                 "drop it or pad it before encoding")

@@ -56,8 +56,9 @@ def compute_global_cmvn(frontend, waveforms: Iterable[np.ndarray], sample_rate: 
             if max_utterances is not None and i >= max_utterances:
                 break
             wave = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(1, -1)
+            wave = wave.to(frontend.cmvn.mean.device)
             feats, lengths = frontend.fbank(wave, torch.tensor([wave.shape[1]]))
-            frames = feats[0, : int(lengths[0])].double()
+            frames = feats[0, : int(lengths[0])].double().cpu()
             total += frames.sum(0)
             total_sq += frames.square().sum(0)
             count += frames.shape[0]
@@ -66,5 +67,6 @@ def compute_global_cmvn(frontend, waveforms: Iterable[np.ndarray], sample_rate: 
             "CMVN saw no fbank frames: give it at least one waveform longer than 25 ms")
     mean = total / count
     std = torch.sqrt(torch.clamp(total_sq / count - mean.square(), min=0.0)).clamp(min=min_std)
-    frontend.cmvn.set_stats(mean.float(), (1.0 / std).float())
+    device = frontend.cmvn.mean.device
+    frontend.cmvn.set_stats(mean.float().to(device), (1.0 / std).float().to(device))
     return count

@@ -93,6 +93,8 @@ def transcribe(model: FunASRModel, waveforms: Sequence[np.ndarray], options: Dec
             f"audio at {sample_rate} Hz; the model expects {model.config.frontend.sample_rate} Hz: "
             "resample first")
     batch, lengths = waveform_batch(waveforms)
+    device = next(model.parameters()).device
     with torch.no_grad():
+        batch, lengths = batch.to(device), lengths.to(device)
         enc = model.encode_audio(batch, lengths)
         return decode_encoding(model, enc, options or DecodeOptions(), prompts)

@@ -29,6 +29,7 @@ class AudioEncoder(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, input_dim) features -> (B, T, d_model) encodings; padded frames are zeroed."""
+        lengths = lengths.to(feats.device)
         mask = attention_mask(lengths, feats.shape[1], self.config.chunk_frames)
         out, _ = self.stack(self.input_proj(feats), mask)
         valid = torch.arange(out.shape[1], device=out.device)[None, :] < lengths[:, None]

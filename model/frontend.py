@@ -70,19 +70,22 @@ def lfr_stack(feats: torch.Tensor, lengths: torch.Tensor, m: int, n: int,
     stream can emit before it has seen the end); with `final=True` the tail repeats the last frame.
     """
     left = (m - 1) // 2
+    device = feats.device
+    lengths = lengths.to(device)
     if final:
         out_lengths = torch.div(lengths + n - 1, n, rounding_mode="floor")
     else:
         out_lengths = torch.clamp(torch.div(lengths + left - m, n, rounding_mode="floor") + 1, min=0)
     out_lengths = torch.where(lengths > 0, out_lengths, torch.zeros_like(out_lengths))
     t_out = int(out_lengths.max()) if len(lengths) else 0
-    base = torch.arange(t_out)[:, None] * n + torch.arange(m)[None, :] - left  # (T_out, m)
+    base = (torch.arange(t_out, device=device)[:, None] * n
+            + torch.arange(m, device=device)[None, :] - left)  # (T_out, m)
     last = torch.clamp(lengths - 1, min=0)[:, None, None]
     index = torch.minimum(base.clamp(min=0)[None].expand(len(lengths), -1, -1), last)
-    batch = torch.arange(len(lengths))[:, None, None]
+    batch = torch.arange(len(lengths), device=device)[:, None, None]
     stacked = feats[batch, index]  # (B, T_out, m, D)
     stacked = stacked.reshape(len(lengths), t_out, m * feats.shape[-1])
-    valid = torch.arange(t_out)[None, :] < out_lengths[:, None]
+    valid = torch.arange(t_out, device=device)[None, :] < out_lengths[:, None]
     return stacked * valid[..., None], out_lengths
 
 
@@ -106,7 +109,8 @@ class Frontend(nn.Module):
         if waveforms.dim() != 2:
             raise FunfactoryError(
                 f"fbank expects waveforms shaped (batch, samples), got {tuple(waveforms.shape)}")
-        frame_lengths = num_fbank_frames(lengths, self.frame_length, self.frame_shift)
+        frame_lengths = num_fbank_frames(lengths.to(waveforms.device), self.frame_length,
+                                         self.frame_shift)
         x = waveforms.float() * INT16_SCALE
         if x.shape[1] < self.frame_length:
             x = nn.functional.pad(x, (0, self.frame_length - x.shape[1]))
@@ -118,7 +122,7 @@ class Frontend(nn.Module):
         spectrum = torch.fft.rfft(frames, n=self.padded_window)
         power = spectrum.real.square() + spectrum.imag.square()
         feats = torch.log(torch.clamp(power @ self.mel_banks, min=FLOAT_EPSILON))
-        valid = torch.arange(feats.shape[1])[None, :] < frame_lengths[:, None]
+        valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < frame_lengths[:, None]
         t_max = int(frame_lengths.max()) if len(frame_lengths) else 0
         return (feats * valid[..., None])[:, :t_max], frame_lengths
 

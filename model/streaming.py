@@ -52,8 +52,9 @@ class StreamingRecognizer:
 
     def reset(self) -> None:
         self.samples = np.zeros(0, dtype=np.float32)
-        self.fbank = torch.zeros(0, self.model.config.frontend.num_mel_bins)
-        self.encoded = torch.zeros(0, self.model.config.encoder.d_model)
+        self.device = next(self.model.parameters()).device
+        self.fbank = torch.zeros(0, self.model.config.frontend.num_mel_bins, device=self.device)
+        self.encoded = torch.zeros(0, self.model.config.encoder.d_model, device=self.device)
         self.cache = None
 
     @property
@@ -68,7 +69,7 @@ class StreamingRecognizer:
             return
         start = done * fe.frame_shift
         stop = (total - 1) * fe.frame_shift + fe.frame_length
-        piece = torch.from_numpy(self.samples[start:stop]).reshape(1, -1)
+        piece = torch.from_numpy(self.samples[start:stop]).reshape(1, -1).to(self.device)
         feats, _ = fe.fbank(piece, torch.tensor([piece.shape[1]]))
         self.fbank = torch.cat([self.fbank, fe.cmvn(feats[0])])
 
