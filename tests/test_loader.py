@@ -126,3 +126,37 @@ def test_stream_mixing_by_weight_with_a_cycling_stream(corpus):
     assert sorted(main) == sorted(many_keys), "the non-cycling stream is read exactly once"
     assert streams["extra"] > 2 * len(few_keys), "the cycling stream restarts to keep its weight"
     assert 2.0 < streams["extra"] / streams["main"] < 4.5
+
+
+def test_online_noise_on_a_fraction_of_samples_is_deterministic(corpus, tmp_path):
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from funfactory.training.config import AugmentConfig
+    from funfactory.training.runner import build_augmenter
+
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "hum.wav", (0.2 * np.sin(np.arange(48000) * 0.05)
+                                    + 0.05 * rng.standard_normal(48000)).astype(np.float32), 16000)
+    (tmp_path / "noise.jsonl").write_text(json.dumps({"id": "hum", "path": "hum.wav",
+                                                      "split": "train"}) + "\n")
+    augment = AugmentConfig(enabled=True, fraction=0.5,
+                            options={"noise_manifest": str(tmp_path / "noise.jsonl")})
+    shards, keys = corpus["many"]
+    config = _config(shards, augment=augment)
+    clean = {k: w[: int(n)] for b in StreamingLoader(_config(shards))
+             for k, w, n in zip(b["keys"], b["waveforms"], b["lengths"])}
+
+    def noisy_run():
+        loader = StreamingLoader(config, augmenter=build_augmenter(augment))
+        return {k: (w[: int(n)], a) for b in loader
+                for k, w, n, a in zip(b["keys"], b["waveforms"], b["lengths"], b["augmented"])}
+
+    first, second = noisy_run(), noisy_run()
+    augmented = [k for k, (_, a) in first.items() if a]
+    assert 12 <= len(augmented) <= 36, len(augmented)
+    for key, (wave, was_augmented) in first.items():
+        assert torch.equal(wave, second[key][0])
+        assert torch.equal(wave, clean[key]) != was_augmented

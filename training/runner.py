@@ -36,19 +36,13 @@ def build_task(kind: str, config: TrainConfig):
 
 
 def build_augmenter(config: AugmentConfig):
-    """The online noise augmenter (training/online_augment.py) when enabled, else None."""
+    """The online noise augmenter (training/online_augment.py) when enabled, else None; the
+    loader applies it to `config.fraction` of the samples."""
     if not config.enabled:
         return None
-    try:
-        from funfactory.training import online_augment
-    except ImportError:
-        raise FunfactoryError("data.augment.enabled is true but funfactory.training.online_augment "
-                              "is not installed in this checkout") from None
-    factory = getattr(online_augment, "build_augmenter", None)
-    if factory is None:
-        raise FunfactoryError("funfactory.training.online_augment has no build_augmenter(options) "
-                              "returning augment(audio, meta, rng) -> (audio, meta)")
-    return factory(dict(config.options))
+    from funfactory.training.online_augment import OnlineNoiseAugmenter
+
+    return OnlineNoiseAugmenter.from_options(dict(config.options))
 
 
 def run(kind: str, config: TrainConfig) -> dict[str, float]:
