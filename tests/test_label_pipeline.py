@@ -187,3 +187,29 @@ def test_three_systems_vote_keeps_every_hypothesis(tmp_path):
         assert set(systems) <= set(meta["labels"]) and meta["labels"]["chosen"] in systems
         assert meta["labels"]["agreement"]["metric"] == "wer"
     assert chosen <= min(single.values()) + 0.02, (chosen, single)
+
+
+@pytest.mark.slow
+def test_embedded_corpus_en_zh_and_code_switch(tmp_path):
+    """The embedded default corpus (tiny): wav/flac/ogg at 22.05/24 kHz in en, zh and zh-en.
+    English gets three systems, Chinese and code-switched speech Whisper base alone."""
+    from funfactory.eval.scoring import score
+    from funfactory.synth.corpus import default_corpus
+    corpus = default_corpus("tiny")
+    report = run_label(load_config(LabelConfig), corpus.manifest_path, tmp_path / "out",
+                       options=beam_options())
+    assert report.units == len(corpus.recordings()) and report.unaccounted == []
+    metas = samples(tmp_path / "out")
+    by_language: dict[str, list[dict]] = {}
+    for meta in metas:
+        by_language.setdefault(meta["language"], []).append(meta)
+    assert set(by_language) == {"en", "zh", "zh-en"}, report.rejects_by_reason
+    rates = {lang: score([m["reference"] for m in ms], [m["text"] for m in ms],
+                         language=lang).rate for lang, ms in by_language.items()}
+    print(rates, report.rejects_by_reason)
+    assert rates["en"] < 0.2 and rates["zh"] < 0.4 and rates["zh-en"] < 0.6, rates
+    for meta in by_language["zh"] + by_language["zh-en"]:
+        assert set(meta["labels"]) >= {"whisper-base", "chosen"}
+        assert "whisper-tiny-en" not in meta["labels"] and meta["labels"]["agreement"] is None
+    for meta in by_language["en"]:
+        assert {"whisper-base", "whisper-tiny-en", "pocketsphinx"} <= set(meta["labels"])

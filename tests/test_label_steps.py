@@ -216,3 +216,24 @@ def test_lhotse_cuts_become_sources_with_offsets_and_references(tmp_path):
     assert windows[0].offset == pytest.approx(s1 - 0.3, abs=1e-3)
     total = sum(len(w.audio) for w in windows) / 16000
     assert total == pytest.approx(e1 - s1 + 0.6, abs=0.01)
+
+
+def test_cli_options_after_the_paths_are_ours_and_after_dashes_go_to_beam():
+    import argparse
+
+    from funfactory.pipelines import cli as pipeline_cli
+    from funfactory.pipelines.common.runner import (beam_args, reparse_trailing_options,
+                                                    runner_options_from_args)
+    parser = argparse.ArgumentParser()
+    pipeline_cli.register(parser.add_subparsers())
+    ns = parser.parse_args(["pipeline", "label", "run", "--runner", "DaskRunner", "IN", "OUT",
+                            "--set", "vote.method=rover", "--dask_address", "tcp://h:1", "--",
+                            "--temp_location=/tmp/x"])
+    with pytest.raises(FunfactoryError, match="would go to Beam"):
+        runner_options_from_args(ns)
+    ns = reparse_trailing_options(ns, ns.job_parser, ("input", "out"))
+    assert (ns.input, ns.out, ns.set) == ("IN", "OUT", ["vote.method=rover"])
+    assert ns.runner == "DaskRunner" and ns.beam_args == ["--temp_location=/tmp/x"]
+    args = beam_args(runner=ns.runner, dask_address=ns.dask_address, extra=ns.beam_args)
+    assert args[0] == "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
+    assert "--dask_client_address=tcp://h:1" in args and args[-1] == "--temp_location=/tmp/x"

@@ -12,6 +12,13 @@
 
 and every argument after ``--`` goes to Beam unchanged (``--temp_location``, ``--project``...).
 
+argparse hands *every* word after a command's last positional to that pass-through (it is an
+``argparse.REMAINDER``), so ``run IN OUT --set a=b -- --temp_location=x`` would send ``--set``
+to Beam. ``reparse_trailing_options(args, parser, positionals)`` parses the words before ``--``
+again as the command's own options (commands call it first in their handler);
+``runner_options_from_args`` refuses options that look like a command's own (``--set``,
+``--config``, ``--restart``, the runner flags) among the Beam arguments instead of dropping them.
+
 ``beam_options(runner=..., direct_num_workers=..., direct_running_mode=..., dask_address=...,
 extra=[...])`` builds ``PipelineOptions``; ``runner_options_from_args(namespace)`` does the same
 from parsed arguments. ``run_and_wait(pipeline)`` runs a pipeline to the end, returns its Beam
@@ -68,10 +75,42 @@ def beam_options(**kwargs):
     return PipelineOptions(beam_args(**kwargs))
 
 
+OWN_OPTIONS = ("--set", "--config", "--restart", "--runner", "--direct_num_workers",
+               "--direct_running_mode", "--dask_address")
+
+
+def reparse_trailing_options(args: argparse.Namespace, parser: argparse.ArgumentParser,
+                             positionals: tuple[str, ...]) -> argparse.Namespace:
+    """Parse own options written after the positionals (module docstring); list options
+    (``--set``) given on both sides are joined."""
+    rest = list(args.beam_args or [])
+    cut = rest.index("--") if "--" in rest else len(rest)
+    own, passthrough = rest[:cut], rest[cut + 1:]
+    if not own:
+        args.beam_args = passthrough
+        return args
+    fixed = parser.parse_args([*own, *[str(getattr(args, name)) for name in positionals],
+                               "--", *passthrough])
+    for name, value in vars(fixed).items():
+        before = getattr(args, name, None)
+        if isinstance(value, list) and isinstance(before, list) and name != "beam_args":
+            value = before + value
+        elif value == parser.get_default(name):
+            continue  # not given after the positionals: keep what came before them
+        setattr(args, name, value)
+    args.beam_args = [a for a in fixed.beam_args if a != "--"]
+    return args
+
+
 def runner_options_from_args(ns: argparse.Namespace):
+    extra = [a for a in (ns.beam_args or []) if a != "--"]
+    misplaced = [a for a in extra if a.split("=", 1)[0] in OWN_OPTIONS]
+    if misplaced:
+        raise FunfactoryError(f"options {misplaced} would go to Beam: write them before the "
+                              "input/output paths, or call reparse_trailing_options first")
     return beam_options(runner=ns.runner, direct_num_workers=ns.direct_num_workers,
                         direct_running_mode=ns.direct_running_mode,
-                        dask_address=ns.dask_address, extra=list(ns.beam_args or []))
+                        dask_address=ns.dask_address, extra=extra)
 
 
 def run_and_wait(pipeline) -> dict[str, int]:

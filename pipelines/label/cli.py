@@ -25,9 +25,11 @@ def _config(ns):
 def _run(ns) -> int:
     import logging
 
-    from funfactory.pipelines.common.runner import runner_options_from_args
+    from funfactory.pipelines.common.runner import (reparse_trailing_options,
+                                                    runner_options_from_args)
     from funfactory.pipelines.label.pipeline import run_label
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    ns = reparse_trailing_options(ns, ns.job_parser, ("input", "out"))
     report = run_label(_config(ns), ns.input, ns.out, options=runner_options_from_args(ns),
                        restart=ns.restart)
     return 1 if report.unaccounted else 0
@@ -61,7 +63,7 @@ def register(subparsers) -> None:
     run.add_argument("--restart", action="store_true",
                      help="discard the work folder of an earlier run instead of resuming it")
     add_runner_arguments(run)
-    run.set_defaults(func=_run)
+    run.set_defaults(func=_run, job_parser=run)
     show = s.add_parser("config", help="print the effective config as YAML")
     _add_config_args(show)
     show.set_defaults(func=_show_config)
