@@ -105,6 +105,15 @@ def test_options_after_the_paths_are_refused(runs, tmp_path):
     assert code == 2 and not (tmp_path / "x").exists()
 
 
+def test_test_noise_cannot_make_training_shards(runs, tmp_path):
+    from funfactory.errors import FunfactoryError
+
+    _, inputs, _ = runs
+    config = load_config(AugmentConfig, None, ["noise.split=test"])
+    with pytest.raises(FunfactoryError, match="test-time noise"):
+        run_augment(inputs, tmp_path / "leak", config)
+
+
 def test_another_seed_gives_other_noise(tmp_path, runs):
     root, inputs, _ = runs
     config = load_config(AugmentConfig, None, OVERRIDES + ["seed=8", "noise_only.share=0"])

@@ -26,6 +26,9 @@ def run_augment(inputs, out_dir: str | Path, config: AugmentConfig, options=None
         raise FunfactoryError(f"no input shards at {inputs}")
     if config.noise.split not in ("train", "test"):
         raise FunfactoryError(f"noise.split {config.noise.split!r} must be 'train' or 'test'")
+    if config.noise.split == "test" and config.split == "train":
+        raise FunfactoryError("noise.split=test would put test-time noise into training shards "
+                              "(split=train); set split to the test set's name, e.g. split=test")
     out = Path(out_dir)
     corpus = NoiseCorpus.from_sources(config.noise.sources)
     corpus.select(config.noise.split)
