@@ -11,7 +11,8 @@ Layout of a model folder:
     parameter_counts.json  parameters per part
 
 A LoRA-wrapped LLM is merged into its base weights before it is written, so the saved folder is a
-plain checkpoint any transformers or vLLM loader reads.
+plain checkpoint any transformers or vLLM loader reads. The merge happens in place (peft's
+`merge_and_unload`): save a `copy.deepcopy` of a model that keeps training with its adapters.
 """
 
 from __future__ import annotations

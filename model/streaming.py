@@ -5,7 +5,8 @@ samples exist; a stacked (LFR) frame is encoded once all the fbank frames it sta
 time a whole chunk of encoder frames is ready it is encoded and a partial result (CTC greedy by
 default) is emitted. A chunk-causal encoder (`encoder.chunk_frames` equal to the chunk) encodes
 each chunk once against a key/value cache of the past; a full-attention encoder re-encodes the
-prefix instead. `finish()` flushes the tail exactly as the offline frontend pads it and decodes
+prefix instead. With `llm_partials=True` each partial is decoded by the LLM over the audio so far
+(the report's streaming mode; costs one LLM decode per chunk). `finish()` flushes the tail exactly as the offline frontend pads it and decodes
 through `decode.decode_encoding`, so the final result equals offline decoding of the whole utterance.
 """
 
@@ -32,7 +33,8 @@ class PartialResult:
 
 class StreamingRecognizer:
     def __init__(self, model: FunASRModel, chunk_ms: float = 720.0,
-                 options: DecodeOptions | None = None, prompt: dict | None = None):
+                 options: DecodeOptions | None = None, prompt: dict | None = None,
+                 llm_partials: bool = False):
         frame_ms = model.encoder_frame_seconds * 1000.0
         if abs(chunk_ms / frame_ms - round(chunk_ms / frame_ms)) > 1e-6:
             raise FunfactoryError(
@@ -47,6 +49,7 @@ class StreamingRecognizer:
         self.model = model
         self.options = options or DecodeOptions()
         self.prompt = prompt
+        self.llm_partials = llm_partials and self.options.method == "llm"
         self.cached = encoder_chunk > 0
         self.reset()
 
@@ -108,7 +111,8 @@ class StreamingRecognizer:
             ready = (lfr.shape[0] // self.chunk_frames) * self.chunk_frames
             while self.encoded.shape[0] < ready:
                 self._encode_until(lfr, self.encoded.shape[0] + self.chunk_frames)
-                partials.append(PartialResult(self._ctc_text(),
+                text = self._decode_encoded().text if self.llm_partials else self._ctc_text()
+                partials.append(PartialResult(text,
                                               len(self.samples) / self.model.config.frontend.sample_rate))
         return partials
 
@@ -122,8 +126,12 @@ class StreamingRecognizer:
                     "the stream holds less than one encoder frame of audio (about 60 ms): "
                     "nothing to decode")
             self._encode_until(lfr, lfr.shape[0])
-            encoded = self.encoded[None]
-            lengths = torch.tensor([encoded.shape[1]])
-            embeds, embed_lengths = self.model.adaptor(encoded, lengths)
-            enc = AudioEncoding(encoded, lengths, self.model.ctc(encoded), embeds, embed_lengths)
-            return decode_encoding(self.model, enc, self.options, [self.prompt])[0]
+            return self._decode_encoded()
+
+    def _decode_encoded(self) -> Transcript:
+        """Adaptor, CTC and the configured decoder over everything encoded so far."""
+        encoded = self.encoded[None]
+        lengths = torch.tensor([encoded.shape[1]])
+        embeds, embed_lengths = self.model.adaptor(encoded, lengths)
+        enc = AudioEncoding(encoded, lengths, self.model.ctc(encoded), embeds, embed_lengths)
+        return decode_encoding(self.model, enc, self.options, [self.prompt])[0]

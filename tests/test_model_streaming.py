@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from funfactory.errors import FunfactoryError
+from funfactory.model.ctc import ctc_greedy
 from funfactory.model.decode import DecodeOptions, transcribe
+from funfactory.model.llm import generate
 from funfactory.model.streaming import StreamingRecognizer
 from tests.conftest_model import tiny_model
 
@@ -42,11 +44,31 @@ def test_chunk_causal_partials_are_prefixes_of_the_final_ctc_path(speech_clips):
     audio = speech_clips[0][1]
     recognizer, partials, final = stream(model, audio, DecodeOptions(method="ctc"), piece=1600)
     assert len(partials) >= 3
-    # with a causal cache, earlier chunks never change: each partial's best path is a prefix
-    hyp_ids = final.ctc.ids
-    for partial in partials:
-        assert final.text.startswith(partial.text.rstrip("\ufffd")[: max(0, len(partial.text) - 4)])
-    assert hyp_ids == transcribe(model, [audio], DecodeOptions(method="ctc"))[0].ctc.ids
+    # with a causal cache, earlier chunks never change: partial k is the final encoder output's
+    # best path over the first k + 1 chunks
+    for k, partial in enumerate(partials):
+        frames = 12 * (k + 1)
+        with torch.no_grad():
+            prefix = ctc_greedy(model.ctc(recognizer.encoded[None, :frames]), torch.tensor([frames]),
+                                model.ctc_vocab, model.encoder_frame_seconds)[0]
+        assert partial.text == prefix.text
+        assert partial.audio_seconds >= frames * 0.06
+    assert final.ctc.ids == transcribe(model, [audio], DecodeOptions(method="ctc"))[0].ctc.ids
+
+
+def test_llm_partials_decode_the_audio_so_far(speech_clips):
+    model = tiny_model(texts=[t for t, _ in speech_clips], chunk_frames=12, downsample=2)
+    audio = speech_clips[1][1]
+    options = DecodeOptions(method="llm", max_new_tokens=4)
+    recognizer = StreamingRecognizer(model, options=options, llm_partials=True)
+    partials = recognizer.accept_waveform(audio[:16000 * 2])
+    assert len(partials) == 2  # 2 s of audio hold two whole 720 ms chunks
+    with torch.no_grad():
+        first_chunks = recognizer.encoded[None, :24]
+        embeds, lengths = model.adaptor(first_chunks, torch.tensor([24]))
+        inputs = model.build_llm_inputs(embeds, lengths, padding_side="left")
+    assert partials[1].text == generate(model.llm, model.tokenizer, inputs, max_new_tokens=4)[0]
+    assert recognizer.finish().text == transcribe(model, [audio], options)[0].text
 
 
 def test_stream_rejects_a_chunk_the_encoder_was_not_built_for():
