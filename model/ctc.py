@@ -56,7 +56,12 @@ class CTCVocab:
 
     def _token_bytes(self, llm_id: int) -> bytes:
         token = self.tokenizer.convert_ids_to_tokens(llm_id)
-        return bytes(self._byte_of_char[ch] for ch in token)
+        try:
+            return bytes(self._byte_of_char[ch] for ch in token)
+        except (KeyError, TypeError):
+            raise FunfactoryError(
+                f"LLM token {llm_id} ({token!r}) is not a byte-level BPE token: the CTC vocabulary "
+                "needs a byte-level BPE tokenizer (Qwen, GPT-2 style)") from None
 
     def __len__(self) -> int:
         return len(self.llm_ids) + 1
