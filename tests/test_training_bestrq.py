@@ -167,3 +167,12 @@ def test_fsdp_two_processes_with_a_resume_match_one_process(speech_clips, tmp_pa
     b = load_file(str(tmp_path / "fsdp" / "final" / "model.safetensors"))
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_mixed_precision_and_accumulation_path_runs(unlabelled, tmp_path):
+    """bf16 autocast (what GPUs run) with gradient accumulation, on the CPU: finite losses."""
+    config = bestrq_config(unlabelled, tmp_path / "bf16", max_steps=2, grad_accum=2,
+                           precision="bf16")
+    results = run("pretrain-bestrq", config)
+    assert torch.isfinite(torch.tensor(results["loss"])) and results["grad_norm"] > 0
+    assert [m["step"] for m in read_metrics(tmp_path / "bf16") if "loss" in m] == [1, 2]

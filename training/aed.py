@@ -71,7 +71,8 @@ class AEDModel(nn.Module):
         self.decoder = AttentionDecoder(vocab_size + 1, encoder.d_model, config)
 
     def encode(self, waveforms, lengths):
-        feats, feat_lengths = self.frontend(waveforms, lengths)
+        with torch.autocast(waveforms.device.type, enabled=False):  # fbank in fp32 under AMP
+            feats, feat_lengths = self.frontend(waveforms.float(), lengths)
         return self.encoder(feats, feat_lengths)
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor,

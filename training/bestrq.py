@@ -91,8 +91,8 @@ class BestRQModel(nn.Module):
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor, keys: list[str],
                 seed: int = 0, step: int = 0) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            feats, feat_lengths = self.frontend(waveforms, lengths)
+        with torch.no_grad(), torch.autocast(waveforms.device.type, enabled=False):
+            feats, feat_lengths = self.frontend(waveforms.float(), lengths)
             targets = self.quantizer(feats)  # (B, T, N)
             mask = self.masks(feat_lengths.cpu(), feats.shape[1], keys, seed, step).to(feats.device)
             noise = torch.stack([
