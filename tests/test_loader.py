@@ -160,3 +160,20 @@ def test_online_noise_on_a_fraction_of_samples_is_deterministic(corpus, tmp_path
     for key, (wave, was_augmented) in first.items():
         assert torch.equal(wave, second[key][0])
         assert torch.equal(wave, clean[key]) != was_augmented
+
+
+def test_collator_adds_features_masks_and_token_labels(corpus):
+    from funfactory.model.configs import FrontendConfig
+    from funfactory.model.frontend import Frontend
+    from funfactory.training.collate import IGNORE_INDEX, Collator
+
+    shards, _ = corpus["few"]
+    collate = Collator(frontend=Frontend(FrontendConfig()), tokenize=lambda t: list(t.encode()))
+    batch = next(iter(StreamingLoader(_config(shards), collate=collate)))
+    feats, lengths, mask = batch["features"], batch["feature_lengths"], batch["feature_mask"]
+    assert feats.shape[:2] == mask.shape and feats.shape[2] == 560
+    assert mask.sum(1).tolist() == lengths.tolist()
+    assert int(lengths.max()) == feats.shape[1]
+    for row, text, n in zip(batch["labels"], batch["texts"], batch["label_lengths"]):
+        assert row[:n].tolist() == list(text.encode())
+        assert (row[n:] == IGNORE_INDEX).all()
