@@ -177,3 +177,18 @@ def test_collator_adds_features_masks_and_token_labels(corpus):
     for row, text, n in zip(batch["labels"], batch["texts"], batch["label_lengths"]):
         assert row[:n].tolist() == list(text.encode())
         assert (row[n:] == IGNORE_INDEX).all()
+
+
+def test_resume_refuses_shards_that_changed_since_the_checkpoint(speech_clips, tmp_path):
+    folder = tmp_path / "shards"
+    write_speech_shards(folder, speech_clips, 12, per_shard=12, dataset="chg")
+    config = _config(str(folder), batch_size=2, shuffle_buffer=6)
+    loader = StreamingLoader(config)
+    next(iter(loader))
+    state = loader.state_dict()
+    write_speech_shards(tmp_path / "other", speech_clips, 12, per_shard=12, dataset="oth")
+    (tmp_path / "other" / "oth-train-000000.tar").replace(folder / "chg-train-000000.tar")
+    resumed = StreamingLoader(config)
+    resumed.load_state_dict(state)
+    with pytest.raises(FunfactoryError, match="not where the checkpoint saw them"):
+        next(iter(resumed))

@@ -37,6 +37,7 @@ def register(subparsers) -> None:
 
 def handle(args) -> int:
     import json
+    import os
 
     from funfactory.config import dump_config, load_config
     from funfactory.training.config import TrainConfig
@@ -47,6 +48,7 @@ def handle(args) -> int:
         print(dump_config(config))
         return 0
     results = run(args.kind, config)
-    print(json.dumps({k: v for k, v in results.items() if isinstance(v, (int, float))}))
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps({k: v for k, v in results.items() if isinstance(v, (int, float))}))
     return 0
 

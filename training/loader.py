@@ -20,7 +20,7 @@ Each data-parallel rank and each DataLoader worker on it is one *part* of the da
 Samples travel as FLAC bytes and are decoded (and, for a fraction, noise-augmented) only when
 their batch is formed. A worker attaches its state to every batch it yields - stream positions
 (shard, sample ordinal), RNG states, and the shuffle buffers and buckets as sample *locations*
-(shard, ordinal, copy) - so `StreamingLoader.state_dict()` after any batch, saved in a checkpoint,
+(shard, ordinal, copy, key) - so `StreamingLoader.state_dict()` after any batch, saved in a checkpoint,
 resumes on exactly the next batch: positions are reopened by streaming each shard to the
 ordinal, buffered samples re-read from their shards.
 """
@@ -77,7 +77,7 @@ class Record:
         return float(self.meta["duration"])
 
     def location(self) -> list:
-        return [self.stream, self.shard, self.ordinal, self.copy]
+        return [self.stream, self.shard, self.ordinal, self.copy, self.key]
 
 
 @dataclass
@@ -204,28 +204,31 @@ def _rng_from_state(state: list) -> tuple:
 
 
 def fetch_records(locations: list[list], reader: ShardReader | None = None) -> dict[tuple, Record]:
-    """Re-read buffered samples by location (stream, shard, ordinal, copy), one pass per shard."""
+    """Re-read buffered samples by location (stream, shard, ordinal, copy, key), one pass per
+    shard; the key found at the ordinal must be the one recorded."""
     reader = reader or ShardReader([], decode=False)
     wanted: dict[str, dict[int, list[tuple]]] = {}
     for loc in locations:
-        stream, shard, ordinal, copy = loc
+        stream, shard, ordinal, copy, key = loc
         wanted.setdefault(shard, {}).setdefault(int(ordinal), []).append(
-            (stream, shard, int(ordinal), int(copy)))
+            (stream, shard, int(ordinal), int(copy), key))
     found: dict[tuple, Record] = {}
     for shard, ordinals in wanted.items():
         last = max(ordinals)
         for ordinal, sample in enumerate(reader.read_shard(shard)):
             for loc in ordinals.get(ordinal, ()):
-                found[loc] = Record(loc[0], shard, ordinal, loc[3], sample.key, sample.meta,
-                                    sample.flac)
+                if sample.key == loc[4]:
+                    found[loc] = Record(loc[0], shard, ordinal, loc[3], sample.key, sample.meta,
+                                        sample.flac)
             if ordinal >= last:
                 break
     missing = [loc for locs in wanted.values() for group in locs.values() for loc in group
                if loc not in found]
     if missing:
         raise FunfactoryError(
-            f"cannot resume the loader: {len(missing)} buffered sample(s) are gone from their "
-            f"shards (first: {missing[0]}); shards changed since the checkpoint - restart the epoch")
+            f"cannot resume the loader: {len(missing)} buffered sample(s) are not where the "
+            f"checkpoint saw them (first: {missing[0]}); the shards changed since - restart the "
+            "epoch")
     return found
 
 

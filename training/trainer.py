@@ -488,7 +488,7 @@ class Trainer:
             window_audio += metrics["audio_seconds"]
             last = metrics
             if self.step % self.run.log_every == 0 or self.step == self.run.max_steps:
-                metrics = self._mean_over_ranks(metrics)
+                metrics = last = self._mean_over_ranks(metrics)
                 elapsed = time.perf_counter() - window_start
                 metrics["steps_per_s"] = window_steps / elapsed
                 metrics["audio_seconds_per_s"] = window_audio * self.info.world_size / elapsed
