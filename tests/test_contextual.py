@@ -116,20 +116,21 @@ def test_context_job_mixes_relevant_and_five_irrelevant_pieces(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_gemma_keywords_occur_in_their_transcripts(gemma3, tmp_path):  # noqa: F811
     from funfactory.synth.llm import LLMClient, RequestCache
 
     llm = LLMClient(gemma3, RequestCache(tmp_path / "c.sqlite"))
-    transcripts = ["Doctor Chen will review the MRI scans with the radiology team on Friday.",
-                   "请在周五之前把PyTorch模型上传到阿里云的服务器上。",
-                   "The Lakers beat the Celtics at the Staples Center last night."]
-    results = cx.KeywordExtractor(llm, "fewshot", max_tokens=24).extract(transcripts)
+    transcripts = ["Doctor Chen will review the MRI scans on Friday.",
+                   "请在周五之前把PyTorch模型上传到阿里云。"]
+    results = cx.KeywordExtractor(llm, "fewshot", max_tokens=16).extract(transcripts)
     for transcript, result in zip(transcripts, results):
         assert all(cx.keyword_in(k, transcript) for k in result.keywords)
-    assert sum(len(r.keywords) for r in results) >= 3  # the model does extract
+    assert sum(len(r.keywords) for r in results) >= 2  # the model does extract
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_context_job_with_the_llm_replays_from_a_warm_cache(tmp_path):
     from funfactory.pipelines.context.config import ContextConfig
     from funfactory.pipelines.context.pipeline import run_context
@@ -137,7 +138,7 @@ def test_context_job_with_the_llm_replays_from_a_warm_cache(tmp_path):
 
     llm = LLMConfig(model="gemma3-270m", cache=str(tmp_path / "requests.sqlite"), threads=1)
     config = ContextConfig(llm=llm, only_units=["ff0-zh-00", "ff0-zhen-00"], max_segment_s=30.0,
-                           keyword_max_tokens=24, context_max_tokens=48)
+                           keyword_max_tokens=16, context_max_tokens=32, pieces_per_sample=2)
     first = run_context(tmp_path / "first", config)["extra"]["yields"]
     assert first["llm_backend_calls"] > 0 and first["llm_cache_misses"] > 0
     second = run_context(tmp_path / "second", config)["extra"]["yields"]
