@@ -34,6 +34,9 @@ def register(subparsers) -> None:
         leaf.add_argument("overrides", nargs="*", help="dotted overrides, e.g. run.max_steps=100")
         leaf.set_defaults(func=handle)
 
+    from funfactory.training.grpo_cli import register_grpo
+    register_grpo(kinds)
+
 
 def handle(args) -> int:
     import json
