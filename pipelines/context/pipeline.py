@@ -133,7 +133,8 @@ class SynthesizeContext(beam.DoFn):
                           keyword_source=source, relevant=[p.as_dict() for p in kept],
                           pieces_dropped=dropped, yields=dict(yields), llm=self.lineage)
             if i == 0 and self.llm is not None:
-                record["yields"].update(self._llm_counters() - before)
+                after = self._llm_counters()  # zeros kept: a warm run reports 0 backend calls
+                record["yields"].update({name: after[name] - before[name] for name in after})
         beam.metrics.Metrics.counter(PIPELINE, "segments").inc(len(records))
         for record in records:
             record["seconds"] = (time.perf_counter() - started) / len(records)
