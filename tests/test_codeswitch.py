@@ -97,10 +97,11 @@ def test_llm_sentences_are_checked_and_the_yield_is_reported(gemma3, tmp_path): 
 
 #: Share of samples in which Whisper base writes the English term, measured on 2 cores
 #: (see the report of issue 5): the floor below is set under the measured share.
-RECOVERY_FLOOR = {"kokoro-alpha": 0.25, "espeak-cmn+hibari-en": 0.0}
+RECOVERY_FLOOR = {"kokoro-alpha": 0.125, "kokoro-alpha+hibari-en": 0.125}
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("plan", sorted(RECOVERY_FLOOR))
 def test_whisper_base_recovers_the_english_term(plan):
     from funfactory.pipelines.asr.whisper import whisper_base
