@@ -47,7 +47,8 @@ class Transcript:
     def as_label(self) -> dict:
         """The JSON form kept in a sample's ``labels`` (every hypothesis is kept)."""
         out = {"text": self.text, "language": self.language}
-        out.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.extras.items()})
+        out.update({k: (round(v, 4) if isinstance(v, float) else v)
+                    for k, v in self.extras.items()})
         if self.words is not None:
             out["words"] = [[w.text, round(w.start, 3), round(w.end, 3)] for w in self.words]
         return out

@@ -2,8 +2,8 @@
 recognition")`` (Whisper, wav2vec2 CTC, ...): the hook for a site's own fine-tuned systems.
 
 The folder must hold the model, its config and its processor files (``save_pretrained`` of a
-model and its processor); a local folder path is read from disk, nothing is downloaded. Clips are passed as one list with ``batch_size``, so the pipeline pads
-and runs them batched.
+model and its processor); a local folder path is read from disk, nothing is downloaded. Clips
+are passed as one list with ``batch_size``, so the pipeline pads and runs them batched.
 """
 
 from __future__ import annotations

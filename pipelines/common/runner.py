@@ -23,8 +23,8 @@ again as the command's own options (commands call it first in their handler);
 extra=[...])`` builds ``PipelineOptions``; ``runner_options_from_args(namespace)`` does the same
 from parsed arguments. ``run_and_wait(pipeline)`` runs a pipeline to the end, returns its Beam
 counters as ``{"namespace/name": value}`` (empty where the runner has no metrics, e.g. Dask) and
-closes the Dask client the DaskRunner opened. ``pickle_library`` is cloudpickle, so DoFns defined anywhere ship to
-workers.
+closes the Dask client the DaskRunner opened. ``pickle_library`` is cloudpickle, so DoFns
+defined anywhere ship to workers.
 """
 
 from __future__ import annotations

@@ -218,7 +218,8 @@ def open_info(source: Source):
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         if _has_signature(head):
             raise IngestError("corrupt_file", f"{path}: libsndfile cannot open it ({e})") from None
-        raise IngestError("not_audio", f"{path}: no audio signature (starts {head[:8]!r})") from None
+        raise IngestError("not_audio",
+                          f"{path}: no audio signature (starts {head[:8]!r})") from None
     if info.frames == 0:
         raise IngestError("no_audio", f"{path}: the file holds zero audio frames")
     return info.samplerate, info.channels, info.frames

@@ -76,5 +76,5 @@ class PseudoLabel(beam.DoFn):
         for p, lang in zip(payloads, languages):
             p["language"] = lang or ""
         beam.metrics.Metrics.counter("label", "segments").inc(len(segments))
-        beam.metrics.Metrics.distribution("label", "batch_seconds_ms").update(int(1000 * total))
+        beam.metrics.Metrics.distribution("label", "batch_audio_ms").update(int(1000 * total))
         yield from segments

@@ -24,6 +24,7 @@ from collections import Counter
 import apache_beam as beam
 import jiwer
 
+from funfactory.errors import FunfactoryError
 from funfactory.eval.scoring import pairwise_agreement
 from funfactory.eval.textnorm import scoring_tokens
 from funfactory.pipelines.common.rejects import reject_row
@@ -74,8 +75,13 @@ def rover(hypotheses: dict[str, str], pivot: str, language: str | None) -> str:
     return " ".join(words)
 
 
+METHODS = ("medoid", "rover")
+
+
 class Vote(beam.DoFn):
     def __init__(self, cfg: VoteConfig):
+        if cfg.method not in METHODS:
+            raise FunfactoryError(f"vote.method {cfg.method!r}: use one of {METHODS}")
         self.cfg = cfg
 
     def setup(self):
