@@ -49,7 +49,7 @@ def _transformers_rows(model: str) -> list[dict]:
     from funfactory.synth.llm import GenerationParams, LLMClient, Request
     from funfactory.synth.llm.transformers_backend import TransformersBackend
 
-    backend = TransformersBackend(model, threads=2)
+    backend = TransformersBackend(model, threads=1)
     client = LLMClient(backend, cache=None, batch_size=len(PROMPTS))
     requests = [Request(prompt=p) for p in PROMPTS]
     params = GenerationParams(max_tokens=MAX_TOKENS)
@@ -144,7 +144,7 @@ def _codeswitch_tts_rows() -> list[dict]:
 
 def main() -> list[dict]:
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one thread: figures that a shared 2-core machine does not scramble
     rows, backend = _transformers_rows("smollm2-135m-instruct")
     rows += _openai_rows(backend)
     rows += _cache_rows(backend)
