@@ -237,3 +237,16 @@ def test_cli_options_after_the_paths_are_ours_and_after_dashes_go_to_beam():
     args = beam_args(runner=ns.runner, dask_address=ns.dask_address, extra=ns.beam_args)
     assert args[0] == "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
     assert "--dask_client_address=tcp://h:1" in args and args[-1] == "--temp_location=/tmp/x"
+
+
+@pytest.mark.parametrize("extension,fmt,subtype", [("mp3", "MP3", "MPEG_LAYER_III"),
+                                                   ("opus", "OGG", "OPUS"),
+                                                   ("ogg", "OGG", "VORBIS")])
+def test_compressed_formats_decode_to_16k_mono(tmp_path, extension, fmt, subtype):
+    audio = soxr.resample(speech(SENTENCES[5]), TTS_RATE, 48000).astype(np.float32)
+    path = tmp_path / f"clip.{extension}"
+    sf.write(path, audio, 48000, format=fmt, subtype=subtype)
+    [source] = list_sources(tmp_path, IngestConfig())
+    out = np.concatenate([w.audio for w in stream_audio(source, window_seconds=1.0)])
+    assert abs(len(out) / 16000 - len(audio) / 48000) < 0.1  # codec padding only
+    assert float(np.sqrt(np.mean(out ** 2))) > 0.01
