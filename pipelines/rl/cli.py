@@ -1,8 +1,10 @@
 """`funfactory pipeline rl ...`: the RL data set of section 4.4.3.
 
-    funfactory pipeline rl run IN_SHARDS OUT_DIR [--model MODEL_DIR] [--config rl.yaml]
+    funfactory pipeline rl run [--model MODEL_DIR] [--config rl.yaml]
         [--set agreement_max=0.05 --set per_subset_max=2000] [--restart]
-        [--runner DirectRunner --direct_num_workers 2] [-- BEAM_OPTIONS]
+        [--runner DirectRunner --direct_num_workers 2] IN_SHARDS OUT_DIR [-- BEAM_OPTIONS]
+
+Options go before IN_SHARDS OUT_DIR; what follows them goes to Beam.
 
 Without `--model`, each sample's current-model hypothesis is read from `labels.current_model`
 (`--set model_label=NAME` for another entry).
@@ -34,6 +36,11 @@ def _run(args) -> int:
     from funfactory.pipelines.rl.config import RLDataConfig
     from funfactory.pipelines.rl.pipeline import run_rl_data
 
+    from funfactory.errors import FunfactoryError
+
+    if any(a.split("=", 1)[0] == "--model" for a in args.beam_args):
+        raise FunfactoryError("--model came after the input and output paths, where it would go "
+                              "to Beam: put it before IN OUT")
     config = load_job_config(RLDataConfig, args)
     result = run_rl_data(args.inputs, args.out, config, model_dir=args.model,
                          options=job_options(args), restart=args.restart)
