@@ -27,7 +27,8 @@ def _run(args) -> int:
 
     system = build_system(args.system)
     hypotheses, decode_s, audio_s = decode_shards(system, args.test, args.batch_size)
-    record = evaluate(reference_records(args.test), hypotheses, system.name, _test_set_name(args),
+    record = evaluate(reference_records(args.test), hypotheses, args.name or system.name,
+                      _test_set_name(args),
                       args.condition or system.condition, args.language,
                       rtf=decode_s / audio_s if audio_s else None)
     path = write_result(record, args.out)
@@ -64,13 +65,15 @@ def register(subparsers) -> None:
         p.add_argument("--test", required=True, nargs="+", help="test shards (folder, glob, list)")
         p.add_argument("--test-set", help="test set name in tables (default: the folder name)")
         p.add_argument("--condition", help="row label beside the test set (offline, streaming, noisy...)")
-        p.add_argument("--language", help="metric language (default: the set's most common language)")
+        p.add_argument("--language", help="metric language (default: the set's language; "
+                                          "the mixed error rate when it has several)")
         p.add_argument("--out", required=True, help="folder for result JSON/CSV")
 
     run = sub.add_parser("run", help="decode with a system, time it, score it")
     run.add_argument("--system", required=True,
                      help="backend:KIND (whisper-base, pocketsphinx...), model:FOLDER, "
                           "streaming:FOLDER@CHUNK_MS")
+    run.add_argument("--name", help="system name in tables (default: derived from --system)")
     run.add_argument("--batch-size", type=int, default=8)
     common(run)
     run.set_defaults(func=_run)

@@ -77,7 +77,10 @@ def evaluate(references: list[dict], hypotheses: Mapping[str, str], system: str,
     if not references:
         raise FunfactoryError(f"test set {test_set!r} has no samples to score")
     languages = Counter(r["language"] for r in references)
-    language = language or languages.most_common(1)[0][0]
+    if language is None:
+        # One language: its own metric. Several: the mixed error rate, whose tokens (Han
+        # characters, Latin words) make it WER on English and CER on Chinese utterances alike.
+        language = next(iter(languages)) if len(languages) == 1 else "zh-en"
     keys = [r["key"] for r in references]
     missing = [k for k in keys if k not in hypotheses]
     hyps = {k: hypotheses.get(k, "") for k in keys}

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from funfactory import demo_stages
+from funfactory.demo_report import write_report
 
 
 @dataclass
@@ -30,6 +32,7 @@ class StageResult:
     seconds: float
     reused: bool
     summary: dict
+    commands: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class DemoRun:
     seed: int
     scale: str
     results: list[StageResult] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)  # of the stage now running
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
@@ -46,59 +50,24 @@ class DemoRun:
         return next(r.summary for r in self.results if r.name == stage)
 
 
-def _corpus(run: DemoRun) -> dict:
-    from funfactory.synth.corpus import build_corpus
-
-    info = build_corpus(run.path("corpus"), seed=run.seed, scale=run.scale)
-    return {"folder": str(info.root), **info.counts, "hours": info.hours}
-
-
-def _reference_shards(run: DemoRun) -> dict:
-    from funfactory.pipelines.reference import write_reference_shards
-
-    out = run.path("shards", "reference")
-    if out.exists():
-        shutil.rmtree(out)
-    shards = write_reference_shards(run.path("corpus"), out)
-    return {"shards": len(shards), "folder": str(out)}
-
-
-def _verify(run: DemoRun) -> dict:
-    from funfactory.errors import FunfactoryError
-    from funfactory.shards.verify import verify
-
-    results = {}
-    for folder in sorted(p for p in run.path("shards").iterdir() if p.is_dir()):
-        report = verify(folder)
-        for problem in report.problems:
-            print(f"  PROBLEM {folder.name}: {problem}")
-        if not report.ok:
-            raise FunfactoryError(f"shard set {folder} failed verification: {report.by_reason()}")
-        results[folder.name] = {"shards": report.shards, "samples": report.samples}
-    return results
-
-
-def _stats(run: DemoRun) -> dict:
-    from funfactory.shards.stats import compute_stats, duration_histogram
-
-    results = {}
-    for folder in sorted(p for p in run.path("shards").iterdir() if p.is_dir()):
-        stats = compute_stats(folder)
-        png = duration_histogram(stats, run.path("report", f"durations-{folder.name}.png"),
-                                 title=folder.name)
-        print(stats.table())
-        results[folder.name] = {"samples": stats.samples, "hours": round(stats.hours, 4),
-                                "by_task": {k: v[0] for k, v in stats.by["task"].items()},
-                                "by_language": {k: v[0] for k, v in stats.by["language"].items()},
-                                "png": str(png.relative_to(run.out))}
-    return results
-
-
 STAGES = [
-    Stage("corpus", _corpus, "build the embedded raw corpus with real TTS voices and real noise"),
-    Stage("reference_shards", _reference_shards, "cut the known utterances into a gold shard set"),
-    Stage("verify", _verify, "verify every shard set against its index"),
-    Stage("stats", _stats, "hours and counts per dataset, task, language; duration PNGs"),
+    Stage("corpus", demo_stages.corpus, "embedded raw corpus: real TTS voices, real noise"),
+    Stage("split", demo_stages.split_by_date, f"training vs test pool by the "
+          f"{demo_stages.CUTOFF} publication cutoff"),
+    Stage("label", demo_stages.label, "VAD + 3 ASR systems + vote + ITN + filters (3.1)"),
+    Stage("augment", demo_stages.augment, "real noise at SNR ~ N(10, 5) dB, noise-only (5.2, 5.6)"),
+    Stage("streaming", demo_stages.streaming, "720 ms streaming prefixes, aligned text (5.1)"),
+    Stage("context", demo_stages.context, "keywords, context pieces, irrelevant mixing (4.3)"),
+    Stage("codeswitch", demo_stages.codeswitch, "zh-en sentences around English terms, TTS (5.4)"),
+    Stage("hotword", demo_stages.hotword, "hotword lists with distractors, noise-only (5.5)"),
+    Stage("testset", demo_stages.testset, "cutoff, dedup vs training, export/import (6.1)"),
+    Stage("noisy_test", demo_stages.noisy_test, "test set mixed with held-out test noise"),
+    Stage("verify", demo_stages.verify, "every shard set against its index"),
+    Stage("stats", demo_stages.stats, "hours and counts per dataset, task, language"),
+    Stage("sft", demo_stages.sft, "staged SFT 1-5 and contextual SFT of the tiny model (4.2, 4.3)"),
+    Stage("rl_data", demo_stages.rl_data, "hard, long, hallucination, keyword, regular (4.4.3)"),
+    Stage("grpo", demo_stages.grpo, "a few GRPO steps with the report's rewards (4.4)"),
+    Stage("evaluate", demo_stages.evaluate, "WER/CER per system and condition (6)"),
 ]
 
 
@@ -111,7 +80,7 @@ def _marker(run: DemoRun, stage: Stage, index: int) -> tuple[Path, str]:
     return run.path(".done", f"{index:02d}-{stage.name}.json"), token
 
 
-def run_demo(out: Path, seed: int = 0, scale: str = "default") -> DemoRun:
+def run_demo(out: Path, seed: int = 0, scale: str = "tiny") -> DemoRun:
     run = DemoRun(out=out, seed=seed, scale=scale)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -120,50 +89,27 @@ def run_demo(out: Path, seed: int = 0, scale: str = "default") -> DemoRun:
         print(f"[{i}/{len(STAGES)}] {stage.name}: {stage.describe}", flush=True)
         if marker.exists() and json.loads(marker.read_text())["token"] == token:
             saved = json.loads(marker.read_text())
-            run.results.append(StageResult(stage.name, 0.0, True, saved["summary"]))
+            run.results.append(StageResult(stage.name, 0.0, True, saved["summary"],
+                                           saved["commands"]))
             print(f"      reused (finished in an earlier run, {saved['seconds']:.1f} s then)")
             continue
         t0 = time.perf_counter()
+        run.commands = []
         summary = stage.run(run)
         seconds = time.perf_counter() - t0
-        run.results.append(StageResult(stage.name, seconds, False, summary))
+        run.results.append(StageResult(stage.name, seconds, False, summary, run.commands))
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"token": token, "seconds": seconds, "summary": summary},
-                                     ensure_ascii=False, default=str))
+        marker.write_text(json.dumps({"token": token, "seconds": seconds, "summary": summary,
+                                      "commands": run.commands}, ensure_ascii=False, default=str))
         print(f"      done in {seconds:.1f} s", flush=True)
     total = time.perf_counter() - started
+    run.path("commands.sh").write_text(
+        "#!/usr/bin/env bash\n# The commands this demo ran, stage by stage.\nset -euo pipefail\n"
+        + "".join(f"\n# {r.name}\n" + "".join(c + "\n" for c in r.commands)
+                  for r in run.results), encoding="utf-8")
     report = write_report(run, total)
     print(f"demo finished in {total:.1f} s; report: {report}")
     return run
-
-
-def write_report(run: DemoRun, total: float) -> Path:
-    folder = run.path("report")
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["# funfactory demo report", "",
-             f"Seed {run.seed}, corpus scale `{run.scale}`, total {total:.1f} s "
-             "(stages marked reused finished in an earlier run).", "",
-             "## Time per stage", "", "| stage | seconds | reused |", "| --- | ---: | --- |"]
-    lines += [f"| {r.name} | {r.seconds:.1f} | {'yes' if r.reused else ''} |"
-              for r in run.results]
-    for r in run.results:
-        lines += ["", f"## {r.name}", "", "```json",
-                  json.dumps(r.summary, ensure_ascii=False, indent=2, default=str), "```"]
-        for png in _pngs(r.summary):
-            lines += ["", f"![{Path(png).stem}](../{png})"]
-    report = folder / "report.md"
-    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "report.json").write_text(json.dumps(
-        {"total_seconds": total, "stages": [vars(r) for r in run.results]},
-        ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    return report
-
-
-def _pngs(summary) -> list[str]:
-    if isinstance(summary, dict):
-        return [p for k, v in summary.items() for p in
-                ([v] if k == "png" and isinstance(v, str) else _pngs(v))]
-    return []
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -171,6 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("--out", default="demo-out", help="output folder (reused by a second run)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", choices=("tiny", "default"), default="default",
-                   help="corpus size: tiny (about a minute of speech) or default")
+    p.add_argument("--scale", choices=("tiny", "default"), default="tiny",
+                   help="corpus size: tiny (about a minute of speech; the 20-minute demo) or "
+                        "default (about 7 minutes; a longer run)")
     p.set_defaults(func=lambda args: run_demo(Path(args.out), args.seed, args.scale) and 0)

@@ -35,6 +35,7 @@ def run_units_job(name: str, out_dir: str | Path, sha: str, unit_ids: list[str],
     import apache_beam as beam
 
     from funfactory.pipelines.common.report import RunReport
+    from funfactory.pipelines.common.runner import beam_options
     from funfactory.pipelines.common.sink import pack_shards
     from funfactory.pipelines.common.units import WorkDir, WriteUnits, pending, read_manifests
 
@@ -44,7 +45,7 @@ def run_units_job(name: str, out_dir: str | Path, sha: str, unit_ids: list[str],
     work.pin(sha, restart=restart)
     todo = pending(work.path, unit_ids)
     if todo:
-        pipeline = beam.Pipeline(options=options)
+        pipeline = beam.Pipeline(options=options or beam_options())
         items = build(pipeline, todo)
         _ = items | "WriteUnits" >> WriteUnits(work.path, name, len(unit_ids),
                                                len(unit_ids) - len(todo))

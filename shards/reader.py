@@ -12,7 +12,7 @@ import json
 import logging
 import tarfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import braceexpand

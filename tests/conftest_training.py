@@ -44,17 +44,6 @@ def varied_clips(clips: list[tuple[str, np.ndarray]], seed: int = 0) -> list[tup
     return [(t, a[: max(1600, int(len(a) * rng.uniform(0.3, 1.0)))]) for t, a in clips]
 
 
-def tiny_llm_folder(cache_dir: Path) -> Path:
-    """The tiny random Qwen3 + Qwen tokenizer folder, built once into a persistent test cache
-    (building the tokenizer from the tiktoken file takes tens of seconds)."""
-    from funfactory.model.tiny_llm import build_tiny_llm
-
-    folder = Path(cache_dir) / "tiny-llm-seed0"
-    if not (folder / "funfactory_tiny_llm.json").is_file():
-        build_tiny_llm(folder, seed=0)
-    return folder
-
-
 def bestrq_config(shards: str, out_dir: Path, **run):
     """A small Best-RQ run on `shards`: fixed-size batches in shard order, CPU, fp32."""
     from funfactory.training.config import (BestRQConfig, LoaderConfig, OptimConfig, RunConfig,

@@ -16,7 +16,8 @@ from funfactory.training.runner import run
 from funfactory.training.sft import SFTTask
 from funfactory.training.trainer import read_metrics
 from tests.conftest import SENTENCES
-from tests.conftest_training import sft_config, tiny_llm_folder, write_speech_shards
+from funfactory.model.tiny_llm import cached_tiny_llm
+from tests.conftest_training import sft_config, write_speech_shards
 
 
 def _renditions(seed0: int) -> list[tuple[str, np.ndarray]]:
@@ -37,7 +38,7 @@ def test_validation_cer_falls_through_the_stages(tmp_path, request):
     write_speech_shards(tmp_path / "train", _renditions(0), 7, per_shard=7, dataset="tr")
     write_speech_shards(tmp_path / "val", _renditions(100), 7, per_shard=7, dataset="va",
                         split="test")
-    llm = tiny_llm_folder(request.config.cache.mkdir("funfactory-training"))
+    llm = cached_tiny_llm()
 
     def config(stage: str, steps: int, init_from=None):
         c = sft_config(str(tmp_path / "train"), tmp_path / stage, llm, stage, max_steps=steps,

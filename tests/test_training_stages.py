@@ -16,7 +16,8 @@ from funfactory.shards.reader import ShardReader
 from funfactory.training.runner import run
 from funfactory.training.sft import copy_encoder
 from funfactory.training.stages import STAGES, apply_stage, get_stage
-from tests.conftest_training import sft_config, tiny_llm_folder, write_speech_shards
+from funfactory.model.tiny_llm import cached_tiny_llm
+from tests.conftest_training import sft_config, write_speech_shards
 
 
 def load_sample_audio(shards: str, index: int):
@@ -28,7 +29,7 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 @pytest.fixture(scope="module")
 def base_model(request):
     torch.set_num_threads(1)
-    llm = tiny_llm_folder(request.config.cache.mkdir("funfactory-training"))
+    llm = cached_tiny_llm()
     return FunASRModel.build(model_config("tiny"), llm, ["the budget review starts at nine"],
                              ctc_vocab_size=400)
 
@@ -87,7 +88,7 @@ def labelled(tmp_path_factory, speech_clips):
 
 def test_aed_checkpoint_encoder_loads_into_the_llm_asr_model(base_model, labelled, tmp_path,
                                                              request):
-    llm = tiny_llm_folder(request.config.cache.mkdir("funfactory-training"))
+    llm = cached_tiny_llm()
     config = sft_config(labelled, tmp_path / "aed", llm, stage="adaptor", max_steps=3)
     results = run("pretrain-aed", config)
     assert torch.isfinite(torch.tensor(results["ce_loss"])) and results["ctc_loss"] > 0

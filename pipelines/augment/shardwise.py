@@ -26,6 +26,7 @@ import numpy as np
 
 from funfactory.pipelines.augment.samples import Derived, Rejected
 from funfactory.pipelines.common.rejects import reject_row
+from funfactory.pipelines.common.runner import beam_options
 
 REPORT_DIR = "_reports"
 WORK_DIR = "_work"
@@ -115,7 +116,7 @@ def run_shardwise(name: str, urls: list[str], out_dir: str | Path, fn: DeriveUni
     finished = len(units) - len(todo)
     for start in range(0, len(todo), max(1, units_per_wave)):
         wave = todo[start:start + max(1, units_per_wave)]
-        with beam.Pipeline(options=options) as p:
+        with beam.Pipeline(options=options or beam_options()) as p:
             _ = (p | "InputShards" >> beam.Create(wave)
                    | "Derive" >> beam.ParDo(fn)
                    | "WriteUnits" >> WriteUnits(work.path, name, total=len(units),

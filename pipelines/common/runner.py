@@ -2,7 +2,8 @@
 
 ``add_runner_arguments(parser)`` adds:
 
-- ``--runner NAME`` (default ``DirectRunner``; ``DaskRunner`` is expanded to
+- ``--runner NAME`` (default ``DirectRunner``, run as its in-process FnApiRunner engine without
+  the Prism download attempt; ``DaskRunner`` is expanded to
   ``apache_beam.runners.dask.dask_runner.DaskRunner``; ``DataflowRunner``, ``FlinkRunner``,
   ``SparkRunner`` or a dotted class path pass through);
 - ``--direct_num_workers N`` and ``--direct_running_mode in_memory|multi_threading|
@@ -33,7 +34,12 @@ import argparse
 
 from funfactory.errors import FunfactoryError
 
-RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+# Beam's DirectRunner first tries to download the Prism runner binary from the network (and
+# falls back when that fails); offline, that is a run-time download attempt on every run. Its
+# batch engine, the FnApiRunner, is what it falls back to: we name that directly.
+FN_API_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner",
+                  "DirectRunner": FN_API_RUNNER}
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 
 
@@ -59,7 +65,7 @@ def beam_args(runner: str = "DirectRunner", direct_num_workers: int = 1,
                               f"{RUNNING_MODES}")
     resolved = RUNNER_ALIASES.get(runner, runner)
     args = [f"--runner={resolved}", "--pickle_library=cloudpickle"]
-    if resolved == "DirectRunner" or resolved.endswith(".DirectRunner"):
+    if resolved in (FN_API_RUNNER, "DirectRunner") or resolved.endswith(".DirectRunner"):
         args += [f"--direct_num_workers={direct_num_workers}",
                  f"--direct_running_mode={direct_running_mode}"]
     if dask_address:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import apache_beam as beam
 
-from funfactory.pipelines.common.runner import run_and_wait
+from funfactory.pipelines.common.runner import beam_options, run_and_wait
 from funfactory.pipelines.common.units import read_manifests, read_part_samples
 from funfactory.shards.index import FRAGMENTS, merge_index
 from funfactory.shards.keys import parse_shard_name
@@ -99,7 +99,7 @@ def pack_shards(work_dir: str | Path, out_dir: str | Path, dataset: str, split: 
     plans = plan_shards(manifests, max_count, max_bytes)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     if plans:
-        pipeline = beam.Pipeline(options=options)
+        pipeline = beam.Pipeline(options=options or beam_options())
         _ = (pipeline | "ShardPlans" >> beam.Create(plans)
              | "WriteShards" >> beam.ParDo(WriteShard(str(work_dir), str(out_dir), dataset,
                                                       split)))

@@ -28,7 +28,7 @@ from pathlib import Path
 import apache_beam as beam
 
 from funfactory.config import config_sha256
-from funfactory.pipelines.common.runner import run_and_wait
+from funfactory.pipelines.common.runner import beam_options, run_and_wait
 from funfactory.pipelines.common.units import WorkDir, WriteUnits, done_units, read_manifests
 from funfactory.pipelines.label.config import LabelConfig
 from funfactory.pipelines.label.filters import FilterLabels
@@ -87,7 +87,7 @@ def run_label(cfg: LabelConfig, input_path: str | Path, out_dir: str | Path, opt
     waves = _waves(todo, cfg.sources_per_wave)
     finished = len(sources) - len(todo)
     for n, wave in enumerate(waves, 1):
-        pipeline = beam.Pipeline(options=options)
+        pipeline = beam.Pipeline(options=options or beam_options())
         _ = (pipeline
              | "Sources" >> beam.Create([s.as_dict() for s in wave])
              | "Label" >> LabelSources(cfg, sha)

@@ -28,6 +28,7 @@ from funfactory import __version__
 from funfactory.config import config_sha256
 from funfactory.errors import FunfactoryError
 from funfactory.pipelines.common.atomic import write_bytes_atomic, write_json_atomic
+from funfactory.pipelines.common.runner import beam_options
 from funfactory.pipelines.rl.config import RLDataConfig
 from funfactory.pipelines.rl.select import Classification, classify, select
 
@@ -156,7 +157,7 @@ def run_rl_data(inputs, out_dir: str | Path, config: RLDataConfig | None = None,
     echo(f"[rl] classify: {len(units)} input shards, {len(units) - len(todo)} already done")
     wave = max(1, config.units_per_wave)
     for start in range(0, len(todo), wave):
-        with beam.Pipeline(options=options) as p:
+        with beam.Pipeline(options=options or beam_options()) as p:
             _ = (p | "InputShards" >> beam.Create(todo[start:start + wave])
                    | "Classify" >> beam.ParDo(ClassifyShard(config, str(classes_dir),
                                                             str(model_dir) if model_dir else None)))

@@ -1,0 +1,83 @@
+"""The demo's one report: `report/report.md` (+ `report.json`), every section from real runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _image(run, relative: str | None, title: str) -> list[str]:
+    return [f"![{title}](../{relative})", ""] if relative and (run.out / relative).exists() else []
+
+
+def _summaries(run) -> dict:
+    return {r.name: r.summary for r in run.results}
+
+
+def write_report(run, total: float) -> Path:
+    s = _summaries(run)
+    lines = ["# funfactory demo report", "",
+             f"Seed {run.seed}, corpus scale `{run.scale}`, {total:.0f} s in all. Every figure "
+             "below comes from this run; `../commands.sh` lists the commands it ran.", ""]
+    lines += ["## Time per stage", ""]
+    lines += _table(["stage", "seconds", "reused from an earlier run"],
+                    [[r.name, f"{r.seconds:.1f}", "yes" if r.reused else ""] for r in run.results])
+    if "stats" in s:
+        lines += ["## Datasets: hours and counts per task", ""]
+        lines += _table(["dataset", "samples", "hours", "by task", "by language"],
+                        [[name, d["samples"], d["hours"], d["by_task"], d["by_language"]]
+                         for name, d in s["stats"].items()])
+        for name, d in s["stats"].items():
+            lines += _image(run, d.get("png"), f"durations {name}")
+    rejects = {name: s[name].get("rejects_by_reason") for name in ("label",) if name in s}
+    for name in ("augment", "streaming"):
+        if name in s and isinstance(s[name], dict):
+            rejects[name] = s[name].get("rejects_by_reason", s[name].get("rejects"))
+    lines += ["## Rejects by reason", ""]
+    lines += _table(["pipeline", "rejects by reason"], [[k, v or "none"] for k, v in rejects.items()])
+    if "label" in s:
+        quality = s["label"].get("label_quality", {})
+        lines += ["## Label quality: each ASR system and the vote against the known text", ""]
+        rows = [[lang, system, q["metric"].upper(), f"{100 * q['rate']:.1f} %", q["segments"]]
+                for lang, systems in quality.items() for system, q in systems.items()]
+        lines += _table(["language", "system", "metric", "error rate", "segments"], rows)
+        lines += [f"Label chosen by system: {s['label'].get('chosen_by_system')}", ""]
+        lines += _image(run, s["label"].get("png"), "label durations")
+    if "augment" in s:
+        lines += ["## Noise augmentation", ""]
+        lines += _image(run, s["augment"].get("png"), "SNR histogram")
+        lines += _image(run, s["augment"].get("spectrograms"), "spectrograms")
+    if "evaluate" in s:
+        lines += ["## The model and the baselines, per condition", "",
+                  "The `tiny` model trained for a few CPU minutes on about a minute of speech: "
+                  "its error rates show the pipeline end to end, not a usable recogniser.", "",
+                  s["evaluate"].get("markdown", ""), ""]
+        for png in s["evaluate"].get("pngs", []):
+            lines += _image(run, png, Path(png).stem)
+    if "sft" in s:
+        lines += ["## Staged SFT (section 4.2) and contextual SFT (4.3)", ""]
+        lines += _table(["run", "stage", "steps", "first loss", "last loss", "validation"],
+                        [[name, d["stage"], d["steps"], d.get("first_loss"), d.get("last_loss"),
+                          d.get("validation")] for name, d in s["sft"].items()])
+    if "grpo" in s:
+        lines += ["## GRPO steps (section 4.4)", "", "```json",
+                  json.dumps(s["grpo"], ensure_ascii=False, indent=1), "```", ""]
+    lines += ["## Every stage's summary", ""]
+    for r in run.results:
+        lines += [f"### {r.name}", "", "```json",
+                  json.dumps(r.summary, ensure_ascii=False, indent=1, default=str)[:6000],
+                  "```", ""]
+    folder = run.path("report")
+    folder.mkdir(parents=True, exist_ok=True)
+    report = folder / "report.md"
+    report.write_text("\n".join(lines), encoding="utf-8")
+    (folder / "report.json").write_text(json.dumps(
+        {"total_seconds": total, "stages": [vars(r) for r in run.results]},
+        ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    return report
