@@ -35,10 +35,8 @@ def write_report(run, total: float) -> Path:
                          for name, d in s["stats"].items()])
         for name, d in s["stats"].items():
             lines += _image(run, d.get("png"), f"durations {name}")
-    rejects = {name: s[name].get("rejects_by_reason") for name in ("label",) if name in s}
-    for name in ("augment", "streaming"):
-        if name in s and isinstance(s[name], dict):
-            rejects[name] = s[name].get("rejects_by_reason", s[name].get("rejects"))
+    rejects = {name: s[name].get("rejects_by_reason") for name in
+               ("label", "augment", "streaming", "codeswitch", "hotword") if name in s}
     lines += ["## Rejects by reason", ""]
     lines += _table(["pipeline", "rejects by reason"], [[k, v or "none"] for k, v in rejects.items()])
     if "label" in s:

@@ -131,14 +131,15 @@ def augment(run) -> dict:
         "--set", "noise_only.share=0.2", "--set", f"seed={run.seed}",
         run.path("shards", "label"), out)
     summary = _report(out, "augment-summary.json")
-    return {**summary, "png": str((out / "_reports" / "snr-histogram.png").relative_to(run.out)),
+    return {**summary, **_pick(_report(out, "augment-report.json"), "rejects_by_reason"), "png": str((out / "_reports" / "snr-histogram.png").relative_to(run.out)),
             "spectrograms": str((out / "_reports" / "spectrograms.png").relative_to(run.out))}
 
 
 def streaming(run) -> dict:
     out = run.path("shards", "streaming")
     cli(run, "pipeline", "streaming", "run", run.path("shards", "label"), out)
-    return _report(out, "streaming-summary.json")
+    return {**_report(out, "streaming-summary.json"),
+            **_pick(_report(out, "streaming-report.json"), "rejects_by_reason")}
 
 
 def context(run) -> dict:
@@ -282,7 +283,7 @@ def sft(run) -> dict:
 def _last_validation(run_dir: Path) -> dict:
     from funfactory.training.trainer import read_metrics
 
-    rows = read_metrics(run_dir / "metrics.jsonl")
+    rows = read_metrics(run_dir)
     losses = [r["loss"] for r in rows if "loss" in r]
     val = [r for r in rows if any(k.startswith("val") for k in r)]
     out = {"first_loss": round(losses[0], 4) if losses else None,
