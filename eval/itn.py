@@ -62,6 +62,15 @@ def normalizer(language: str):
     return Normalizer(lang=language, operator="itn")
 
 
+def _normalize(language: str, run: str) -> str:
+    """wetext's ITN of `run`; wetext asserts when its tokeniser reduces a run to nothing (stray
+    quotes and brackets around a number word, as ASR hypotheses have): such a run stays as it is."""
+    try:
+        return normalizer(language).normalize(run)
+    except AssertionError:
+        return run
+
+
 def _repair_chinese(text: str) -> str:
     text = _DATE_GLUED_RE.sub(r"\1 ", text)
     return _MERIDIEM_RE.sub(lambda m: _MERIDIEM_ZH[m.group(2)] + m.group(1), text)
@@ -73,7 +82,7 @@ def itn_chinese(run: str) -> str:
     core = run.strip()
     if not _CHINESE_NUMERAL_RE.search(core):
         return run
-    written = normalizer("zh").normalize(core.replace("\u3007", "零"))
+    written = _normalize("zh", core.replace("\u3007", "零"))
     return _repair_chinese(written)
 
 
@@ -83,7 +92,7 @@ def itn_english(run: str) -> str:
     core = run.strip()
     if not _ENGLISH_NUMBER_WORD_RE.search(core):
         return run
-    return _SPACE_BEFORE_MARK_RE.sub("", normalizer("en").normalize(core))
+    return _SPACE_BEFORE_MARK_RE.sub("", _normalize("en", core))
 
 
 def inverse_normalize(text: str) -> str:

@@ -126,3 +126,11 @@ def test_label_pipeline_itn_step_scores_like_the_raw_hypothesis(raw):
     ((_, _, labelled),) = list(ApplyItn(ItnConfig(enabled=True)).process(("unit", "segment", segment)))
     assert labelled["text"] == normalize_label(raw)
     assert normalize_for_scoring(labelled["text"]) == normalize_for_scoring(raw)
+
+
+def test_itn_keeps_a_run_the_wetext_grammar_cannot_tokenise():
+    from funfactory.eval.itn import inverse_normalize
+
+    odd = "fuller')\" two"
+    assert inverse_normalize(odd).startswith("fuller")
+    assert inverse_normalize("we met at two thirty") != "we met at two thirty"

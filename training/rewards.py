@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -171,23 +170,7 @@ class RewardInput:
 
 def total_reward(hypothesis: str, target: RewardInput, config: RewardConfig | None = None,
                  extractor: KeywordExtractor | None = None) -> RewardBreakdown:
-    """R4 = -1 when the language is wrong; otherwise R1 + R2 + R3 (section 4.4.2).
-
-    Sampled hypotheses can be any string. The English ITN grammar (wetext) fails an assertion on
-    a few punctuation runs (e.g. ``fuller')" two``); such a hypothesis is scored with its
-    punctuation replaced by spaces, which the scoring form would have removed anyway.
-    """
-    try:
-        return _total_reward(hypothesis, target, config, extractor)
-    except AssertionError:
-        return _total_reward(_PUNCTUATION_RE.sub(" ", hypothesis), target, config, extractor)
-
-
-_PUNCTUATION_RE = re.compile(r"[^\w\s]")
-
-
-def _total_reward(hypothesis: str, target: RewardInput, config: RewardConfig | None,
-                  extractor: KeywordExtractor | None) -> RewardBreakdown:
+    """R4 = -1 when the language is wrong; otherwise R1 + R2 + R3 (section 4.4.2)."""
     config = config or RewardConfig()
     language = target.language or None
     keywords = target.keywords
