@@ -81,7 +81,7 @@ def _marker(run: DemoRun, stage: Stage, index: int) -> tuple[Path, str]:
 
 
 def run_demo(out: Path, seed: int = 0, scale: str = "tiny") -> DemoRun:
-    run = DemoRun(out=out, seed=seed, scale=scale)
+    run = DemoRun(out=out.resolve(), seed=seed, scale=scale)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for i, stage in enumerate(STAGES, 1):
