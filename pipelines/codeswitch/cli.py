@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from funfactory.pipelines.context.cli import add_synthesis_job_arguments, reparse_options
+from funfactory.pipelines.context.cli import add_synthesis_job_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,9 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args) -> int:
     from funfactory.config import load_config
     from funfactory.pipelines.codeswitch.pipeline import CodeSwitchConfig, run_codeswitch
-    from funfactory.pipelines.common.runner import runner_options_from_args
+    from funfactory.pipelines.common.runner import (reparse_trailing_options,
+                                                    runner_options_from_args)
 
-    args = reparse_options(args)
+    args = reparse_trailing_options(args, args.job_parser, ("out",))
     config = load_config(CodeSwitchConfig, args.config, args.set)
     report = run_codeswitch(args.out, config, options=runner_options_from_args(args),
                             restart=args.restart)

@@ -27,25 +27,6 @@ def add_synthesis_job_arguments(parser: argparse.ArgumentParser, config_name: st
     parser.set_defaults(job_parser=parser)
 
 
-def reparse_options(args: argparse.Namespace) -> argparse.Namespace:
-    """argparse hands every word after the positional OUT to Beam's pass-through; parse our own
-    options written there (`OUT --set a=b -- --beam_flag`) as if they came before OUT."""
-    rest = list(args.beam_args or [])
-    cut = rest.index("--") if "--" in rest else len(rest)
-    own, beam_args = rest[:cut], rest[cut + 1:]
-    if not own:
-        args.beam_args = beam_args
-        return args
-    positionals = [getattr(args, name) for name in ("out",) if getattr(args, name, None)]
-    fixed = args.job_parser.parse_args([*own, *positionals, "--", *beam_args])
-    for name, value in vars(fixed).items():
-        if name == "set":
-            value = list(getattr(args, "set", []) or []) + list(value or [])
-        setattr(args, name, value)
-    args.beam_args = [a for a in fixed.beam_args if a != "--"]
-    return args
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("context", help="contextual SFT data: keywords, context pieces, "
                                        "irrelevant mixing, previous-segment prompts (section 4.3)",
@@ -60,11 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args) -> int:
     from funfactory.config import load_config
-    from funfactory.pipelines.common.runner import runner_options_from_args
+    from funfactory.pipelines.common.runner import (reparse_trailing_options,
+                                                    runner_options_from_args)
     from funfactory.pipelines.context.config import ContextConfig
     from funfactory.pipelines.context.pipeline import run_context
 
-    args = reparse_options(args)
+    args = reparse_trailing_options(args, args.job_parser, ("out",))
     config = load_config(ContextConfig, args.config, args.set)
     report = run_context(args.out, config, shards=args.shards,
                          options=runner_options_from_args(args), restart=args.restart)
