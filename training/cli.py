@@ -2,8 +2,8 @@
 
     funfactory train pretrain-bestrq --config training/configs/bestrq-tiny.yaml run.max_steps=200
     funfactory train pretrain-aed    --config training/configs/aed-tiny.yaml
-    funfactory train sft             --config training/configs/sft-stage1-tiny.yaml model.stage=2
-    funfactory train contextual      --config training/configs/contextual-tiny.yaml
+    funfactory train sft             --config training/configs/sft-stage1-adaptor.yaml model.stage=2
+    funfactory train contextual      --config training/configs/contextual.yaml
     torchrun --nproc_per_node 8 -m funfactory.cli train sft --config ...   (DDP; run.distributed=fsdp)
 
 Trailing `key.sub=value` arguments override the YAML. `--print-config` shows the merged config.
