@@ -94,6 +94,14 @@ def evaluate(references: list[dict], hypotheses: Mapping[str, str], system: str,
     record = {"system": system, "test_set": test_set, "condition": condition,
               "language": language, **result.summary(), "missing_hypotheses": len(missing),
               "rtf": rtf}
+    if len(languages) > 1:
+        record["by_language"] = {}
+        for lang in sorted(languages):
+            subset = [r for r in references if r["language"] == lang]
+            part = score({r["key"]: r["reference"] for r in subset},
+                         {r["key"]: hyps[r["key"]] for r in subset}, language=lang)
+            record["by_language"][lang] = {"metric": part.metric, "rate": part.rate,
+                                           "utterances": len(subset)}
     if any(r["hotwords"] for r in references):
         hot = hotword_metrics([r["reference"] for r in references], [hyps[k] for k in keys],
                               [r["hotwords"] for r in references], language)
@@ -152,6 +160,14 @@ def write_report(records: list[dict], out_dir: str | Path) -> list[Path]:
             written += [report.write_markdown(table, out_dir / f"{field}.md", title,
                                               percent=field != "rtf", best=best),
                         report.write_csv(table, out_dir / f"{field}.csv")]
+    per_language = [{**r, "language": lang, "metric": part["metric"], "rate": part["rate"]}
+                    for r in records for lang, part in (r.get("by_language") or {}).items()]
+    if per_language:
+        table = report.pivot(per_language, row_fields=("test_set", "condition", "language",
+                                                       "metric"))
+        written += [report.write_markdown(table, out_dir / "error_rates_by_language.md",
+                                          "Error rate by language (%)"),
+                    report.write_csv(table, out_dir / "error_rates_by_language.csv")]
     utterances = [u for r in records for u in r.get("utterances", [])]
     written.append(report.plot_by_duration(utterances, out_dir / "error_rate_by_duration.png"))
     written.append(report.plot_by_snr(utterances, out_dir / "error_rate_by_snr.png"))

@@ -261,3 +261,21 @@ def test_eval_run_decodes_with_our_model_offline_and_streaming(tmp_path):
         record = json.loads((tmp_path / "results" / f"tiny-llm__tts__{condition}.json").read_text())
         assert len(record["utterances"]) == 2 and record["missing_hypotheses"] == 0
         assert record["rtf"] > 0
+
+
+def test_a_mixed_language_set_is_scored_by_mixed_error_rate_and_per_language():
+    from funfactory.eval.evaluate import evaluate
+
+    def ref(key, text, language):
+        return {"key": key, "reference": text, "language": language, "duration": 1.0,
+                "snr_db": None, "hotwords": []}
+    references = [ref("a", "the budget review starts at nine", "en"),
+                  ref("b", "我们明天开会", "zh")]
+    record = evaluate(references, {"a": "the budget review starts at nine",
+                                   "b": "我们后天开会"}, "sys", "mixed")
+    assert record["metric"] == "mer"
+    assert record["by_language"]["en"] == {"metric": "wer", "rate": 0.0, "utterances": 1}
+    assert record["by_language"]["zh"]["metric"] == "cer"
+    assert record["by_language"]["zh"]["rate"] == pytest.approx(1 / 6)
+    single = evaluate(references[:1], {"a": "the budget review"}, "sys", "en-only")
+    assert single["metric"] == "wer" and "by_language" not in single
