@@ -75,8 +75,9 @@ def _marker(run: DemoRun, stage: Stage, index: int) -> tuple[Path, str]:
     from funfactory import __version__
 
     upstream = [r.summary for r in run.results]
+    recipe = Path(demo_stages.__file__).read_bytes()  # a changed stage recipe runs again
     token = hashlib.sha256(json.dumps([__version__, run.seed, run.scale, stage.name, upstream],
-                                      sort_keys=True, default=str).encode()).hexdigest()
+                                      sort_keys=True, default=str).encode() + recipe).hexdigest()
     return run.path(".done", f"{index:02d}-{stage.name}.json"), token
 
 

@@ -192,3 +192,18 @@ def test_resume_refuses_shards_that_changed_since_the_checkpoint(speech_clips, t
     resumed.load_state_dict(state)
     with pytest.raises(FunfactoryError, match="not where the checkpoint saw them"):
         next(iter(resumed))
+
+
+def test_a_checkpoint_after_an_epochs_last_batch_resumes_into_the_next_epoch(corpus):
+    shards, _ = corpus["few"]
+    config = _config(shards)
+    loader = StreamingLoader(config)
+    it = loader.batches()
+    first_epoch = len(list(StreamingLoader(config)))
+    for _ in range(first_epoch):
+        next(it)
+    state = loader.state_dict()  # after the last batch, before the epoch is closed
+    resumed = StreamingLoader(config)
+    resumed.load_state_dict(state)
+    following = next(resumed.batches())
+    assert following["keys"] and resumed.epoch == 1

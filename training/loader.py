@@ -436,11 +436,14 @@ class StreamingLoader:
 
     def batches(self) -> Iterator[dict]:
         while True:
+            # A checkpoint taken after an epoch's last batch resumes into an epoch with nothing
+            # left: only a fresh epoch without a batch means the data is missing.
+            resumed = bool(self.worker_states)
             produced = False
             for batch in self:
                 produced = True
                 yield batch
-            if not produced:
+            if not produced and not resumed:
                 raise FunfactoryError(
                     f"rank {self.rank}: an epoch of the loader yielded no batch; check the "
                     "streams' shards, task filters and duration limits")
