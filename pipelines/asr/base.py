@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -109,15 +108,6 @@ class AsrBackend(ABC):
     def transcribe(self, audio: np.ndarray, language: str | None = None,
                    word_timestamps: bool = False) -> Transcript:
         return self.transcribe_batch([audio], [language], word_timestamps)[0]
-
-
-def cache_root() -> Path:
-    """$FUNFACTORY_CACHE, else ~/.cache/funfactory: where assembled models live."""
-    root = os.environ.get("FUNFACTORY_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "funfactory")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def cpu_threads() -> int:

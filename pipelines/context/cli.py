@@ -13,41 +13,51 @@ from __future__ import annotations
 import argparse
 
 
-def add_synthesis_job_arguments(parser: argparse.ArgumentParser, config_name: str) -> None:
-    """--config, --set, --restart and the Beam runner options: shared by context, codeswitch
-    and hotword."""
+def register_synthesis_job(sub: argparse._SubParsersAction, name: str, help: str, doc: str,
+                           config_name: str, run_help: str, handler, with_shards: bool) -> None:
+    """`funfactory pipeline NAME run OUT [--shards IN]` with --config, --set, --restart and the
+    Beam runner options: the shape shared by context, codeswitch and hotword."""
     from funfactory.pipelines.common.runner import add_runner_arguments
 
-    parser.add_argument("--config", help=f"YAML config (fields of {config_name})")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. llm.model=smollm2-135m-instruct")
-    parser.add_argument("--restart", action="store_true",
-                        help="discard finished work in OUT/_work instead of resuming")
-    add_runner_arguments(parser)
-    parser.set_defaults(job_parser=parser)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("context", help="contextual SFT data: keywords, context pieces, "
-                                       "irrelevant mixing, previous-segment prompts (section 4.3)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s = p.add_subparsers(dest="context_cmd", metavar="ACTION", required=True)
-    r = s.add_parser("run", help="write contextual SFT shards")
+    p = sub.add_parser(name, help=help, description=doc,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = p.add_subparsers(dest=f"{name}_cmd", metavar="ACTION", required=True)
+    r = s.add_parser("run", help=run_help)
     r.add_argument("out", help="output folder (shards, index, _reports/, _work/)")
-    r.add_argument("--shards", help="input shards folder (default: the embedded corpus)")
-    add_synthesis_job_arguments(r, "ContextConfig")
-    r.set_defaults(func=_run)
+    if with_shards:
+        r.add_argument("--shards", help="input shards folder (default: the embedded corpus)")
+    r.add_argument("--config", help=f"YAML config (fields of {config_name})")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. llm.model=smollm2-135m-instruct")
+    r.add_argument("--restart", action="store_true",
+                   help="discard finished work in OUT/_work instead of resuming")
+    add_runner_arguments(r)
+    r.set_defaults(func=handler, job_parser=r)
 
 
-def _run(args) -> int:
+def run_synthesis_job(args: argparse.Namespace, config_cls, run) -> int:
+    """Parse trailing options, load the config and run `run(out, config, ...)`; exit 1 when
+    the job wrote no sample."""
     from funfactory.config import load_config
     from funfactory.pipelines.common.runner import (reparse_trailing_options,
                                                     runner_options_from_args)
+
+    args = reparse_trailing_options(args, args.job_parser, ("out",))
+    config = load_config(config_cls, args.config, args.set)
+    inputs = {"shards": args.shards} if hasattr(args, "shards") else {}
+    report = run(args.out, config, options=runner_options_from_args(args),
+                 restart=args.restart, **inputs)
+    return 0 if report["samples"] else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    register_synthesis_job(sub, "context", "contextual SFT data: keywords, context pieces, "
+                           "irrelevant mixing, previous-segment prompts (section 4.3)", __doc__,
+                           "ContextConfig", "write contextual SFT shards", _run, with_shards=True)
+
+
+def _run(args) -> int:
     from funfactory.pipelines.context.config import ContextConfig
     from funfactory.pipelines.context.pipeline import run_context
 
-    args = reparse_trailing_options(args, args.job_parser, ("out",))
-    config = load_config(ContextConfig, args.config, args.set)
-    report = run_context(args.out, config, shards=args.shards,
-                         options=runner_options_from_args(args), restart=args.restart)
-    return 0 if report["samples"] else 1
+    return run_synthesis_job(args, ContextConfig, run_context)
