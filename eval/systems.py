@@ -3,7 +3,7 @@
 A system turns a batch of 16 kHz clips (with their sample JSON, for prompts such as hotwords and
 context) into texts. Three kinds:
 
-- ``backend:KIND`` — a pseudo-label ASR backend (:mod:`funfactory.pipelines.asr.registry`
+- ``backend:KIND`` — a pseudo-label ASR backend (:mod:`funfactory.asr.registry`
   kinds: whisper-base, whisper-tiny-en, pocketsphinx, ...);
 - ``model:FOLDER`` — our model from a :func:`funfactory.model.checkpoint.save_model` folder,
   decoded offline (:func:`funfactory.model.decode.transcribe`) with each sample's prompt;
@@ -33,7 +33,7 @@ class BackendSystem:
     condition = "offline"
 
     def __init__(self, kind: str, name: str | None = None):
-        from funfactory.pipelines.asr.registry import BackendSpec, build_backend
+        from funfactory.asr.registry import BackendSpec, build_backend
 
         self.backend = build_backend(BackendSpec(kind=kind, name=name or kind))
         self.name = self.backend.name

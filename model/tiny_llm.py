@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from funfactory.cache import cache_root
 from funfactory.errors import MissingAssetError
 
 QWEN_PRETOKENIZE_PATTERN = (
@@ -106,8 +107,7 @@ def cached_tiny_llm(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     import shutil
     import tempfile
 
-    root = Path(cache_dir or os.environ.get("FUNFACTORY_CACHE")
-                or Path.home() / ".cache" / "funfactory") / "tiny-llm"
+    root = Path(cache_dir or cache_root()) / "tiny-llm"
     bpe = qwen_tiktoken_file()
     key = hashlib.sha256(f"{seed}:{bpe.stat().st_size}:{bpe.stat().st_mtime_ns}:"
                          f"{QWEN_PRETOKENIZE_PATTERN}".encode()).hexdigest()[:16]

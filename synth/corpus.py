@@ -35,7 +35,7 @@ from funfactory.errors import FunfactoryError
 from funfactory.synth.audio_files import write_audio
 from funfactory.synth.noise import build_babble, build_real_noise, build_rir, write_jsonl
 from funfactory.synth.tts import get_voice, resample
-from funfactory.synth.tts.base import cache_root, file_lock
+from funfactory.cache import cache_root, file_lock
 
 GENERATOR_VERSION = "1.0.0"
 LANGUAGES = ("en", "zh", "zh-en")

@@ -12,8 +12,8 @@ import soxr
 
 from funfactory.errors import FunfactoryError
 from funfactory.eval.scoring import wer
-from funfactory.pipelines.asr.base import WordTimestampsUnsupported
-from funfactory.pipelines.asr.registry import BackendSpec, build_backend
+from funfactory.asr.base import WordTimestampsUnsupported
+from funfactory.asr.registry import BackendSpec, build_backend
 from tests.label_audio import SENTENCES, TTS_RATE, speech
 
 
@@ -87,7 +87,7 @@ def test_unknown_kind_and_missing_model_name_the_fix():
 @pytest.mark.slow
 def test_whisper_base_assembles_once_in_cache_and_transcribes(tmp_path, monkeypatch):
     monkeypatch.setenv("FUNFACTORY_CACHE", str(tmp_path))
-    from funfactory.pipelines.asr.whisper import whisper_base_dir
+    from funfactory.asr.whisper import whisper_base_dir
     folder = whisper_base_dir()
     assert folder.parent.parent == tmp_path and (folder / "model.bin").stat().st_size > 1e8
     stamp = (folder / "model.bin").stat().st_mtime_ns
@@ -109,7 +109,7 @@ def test_transformers_backend_runs_a_local_random_whisper(tmp_path):
                               WhisperForConditionalGeneration, WhisperProcessor,
                               WhisperTokenizerFast)
 
-    from funfactory.pipelines.asr.whisper import whisper_base_dir
+    from funfactory.asr.whisper import whisper_base_dir
     end = "<|endoftext|>"
     tokenizer = WhisperTokenizerFast(tokenizer_file=str(whisper_base_dir() / "tokenizer.json"),
                                      unk_token=end, bos_token=end, eos_token=end, pad_token=end)

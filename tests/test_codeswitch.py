@@ -106,7 +106,7 @@ RECOVERY_FLOOR = {"kokoro-alpha": 0.125, "espeak-cmn+hibari-en": 0.125}
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("plan", sorted(RECOVERY_FLOOR))
 def test_whisper_base_recovers_the_english_term(plan):
-    from funfactory.pipelines.asr.whisper import whisper_base
+    from funfactory.asr.whisper import whisper_base
 
     draws = cs.sample_terms(cs.load_term_pool(), 8, seed=1)
     results = cs.TemplateSentenceWriter().write(draws)

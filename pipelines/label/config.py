@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from funfactory.pipelines.asr.registry import BackendSpec
+from funfactory.asr.registry import BackendSpec
 
 AUDIO_EXTENSIONS = ["wav", "flac", "mp3", "ogg", "opus"]
 

@@ -23,7 +23,7 @@ import time
 import apache_beam as beam
 
 from funfactory.errors import FunfactoryError
-from funfactory.pipelines.asr.registry import BackendSpec, build_backend
+from funfactory.asr.registry import BackendSpec, build_backend
 from funfactory.pipelines.common.workers import worker_cached
 
 _BACKEND_ERRORS = (FunfactoryError, RuntimeError, ValueError, OSError)

@@ -2,7 +2,7 @@
 audio supports).
 
 The aligner is an ASR system with word timestamps (faster-whisper's cross-attention alignment,
-through `funfactory.pipelines.asr`). Its words rarely equal the label's tokens ("nine" vs "9",
+through `funfactory.asr`). Its words rarely equal the label's tokens ("nine" vs "9",
 punctuation, a misheard word), so both sides are put in scoring form (`eval.textnorm`) and matched
 by an edit-distance alignment (difflib opcodes); each label token then gets the end time of the
 word it is aligned with, as an equal or as a one-for-one substitution ("nine" heard as "9").
@@ -129,7 +129,7 @@ class WordAligner:
             or self.kinds["*"]
 
     def words(self, audio, language: str) -> tuple[str, list[TimedWord]]:
-        from funfactory.pipelines.asr.registry import BackendSpec, build_backend
+        from funfactory.asr.registry import BackendSpec, build_backend
 
         kind = self.kind_for(language)
         if kind not in self.backends:

@@ -11,7 +11,7 @@ class StreamingConfig:
     split: str = "train"
     #: audio revealed per step (section 5.1 default: 720 ms)
     chunk_ms: int = 720
-    #: ASR backend kind (funfactory.pipelines.asr.registry) that times words, per language;
+    #: ASR backend kind (funfactory.asr.registry) that times words, per language;
     #: '*' is the fallback
     aligners: dict = field(default_factory=lambda: {"en": "whisper-tiny-en", "*": "whisper-base"})
     #: reject an utterance when the aligner matched fewer of its label tokens than this

@@ -41,7 +41,7 @@ class LLMConfig:
 
 
 def default_cache_path() -> Path:
-    from funfactory.synth.tts.base import cache_root
+    from funfactory.cache import cache_root
     return cache_root() / "llm" / "requests.sqlite"
 
 

@@ -26,7 +26,7 @@ from typing import Sequence
 
 from funfactory.errors import FunfactoryError, MissingAssetError
 from funfactory.synth.llm.base import Completion, GenerationParams, LLMBackend, Request, cut_at_stop
-from funfactory.synth.tts.base import cache_root, file_lock
+from funfactory.cache import cache_root, file_lock
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,9 @@ that want 16 kHz use `resample_to_16k`.
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import os
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,26 +48,6 @@ def onnx_threads() -> int:
     One thread keeps float reductions in a fixed order, so audio is byte-reproducible.
     """
     return max(1, int(os.environ.get("FUNFACTORY_TTS_THREADS", "1")))
-
-
-def cache_root() -> Path:
-    """$FUNFACTORY_CACHE, else ~/.cache/funfactory: where assembled models and corpora live."""
-    root = os.environ.get("FUNFACTORY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "funfactory")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock held across processes while the block runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def as_mono_float32(audio: np.ndarray) -> np.ndarray:

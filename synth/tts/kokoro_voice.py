@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from funfactory.synth.tts.base import as_mono_float32, cache_root, file_lock, onnx_threads, require
+from funfactory.cache import cache_root, file_lock
+from funfactory.synth.tts.base import as_mono_float32, onnx_threads, require
 
 STYLES = {
     "alpha": "jf_alpha",

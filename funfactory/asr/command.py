@@ -16,7 +16,7 @@ from pathlib import Path
 import soundfile as sf
 
 from funfactory.errors import FunfactoryError
-from funfactory.pipelines.asr.base import AsrBackend, Transcript, Word
+from funfactory.asr.base import AsrBackend, Transcript, Word
 
 
 class CommandBackend(AsrBackend):

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from funfactory.errors import MissingAssetError
-from funfactory.pipelines.asr.base import AsrBackend, Transcript, Word, cpu_threads
-from funfactory.synth.tts.base import cache_root, file_lock
+from funfactory.asr.base import AsrBackend, Transcript, Word, cpu_threads
+from funfactory.cache import cache_root, file_lock
 
 BATCH_MAX_SECONDS = 30.0
 BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from funfactory.errors import MissingAssetError
-from funfactory.pipelines.asr.base import AsrBackend, Transcript, cpu_threads
+from funfactory.asr.base import AsrBackend, Transcript, cpu_threads
 
 
 class TransformersBackend(AsrBackend):

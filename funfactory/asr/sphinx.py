@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from funfactory.errors import MissingAssetError
-from funfactory.pipelines.asr.base import AsrBackend, Transcript, Word
+from funfactory.asr.base import AsrBackend, Transcript, Word
 
 FRAMES_PER_SECOND = 100
 _FILLERS = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "[BREATH]", "[COUGH]",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from funfactory.errors import FunfactoryError
-from funfactory.pipelines.asr.base import AsrBackend
+from funfactory.asr.base import AsrBackend
 
 KINDS = ("whisper-tiny-en", "whisper-base", "faster-whisper", "pocketsphinx", "transformers",
          "command")
@@ -35,7 +35,7 @@ class BackendSpec:
 
 
 def build_backend(spec: BackendSpec) -> AsrBackend:
-    from funfactory.pipelines.asr import command, hf, sphinx, whisper
+    from funfactory.asr import command, hf, sphinx, whisper
     languages = tuple(spec.languages) or None
     name = spec.label_name
     if spec.kind == "whisper-tiny-en":
