@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 from funfactory import __version__
 from funfactory.errors import FunfactoryError
 from funfactory.eval.textnorm import normalize_label
+from funfactory.shards.audio import read_span
 from funfactory.shards.keys import segment_key, source_id
 from funfactory.shards.schema import SAMPLE_RATE, new_meta
 from funfactory.shards.writer import ShardWriter
@@ -55,16 +54,6 @@ def read_manifest(corpus_dir: str | Path) -> Iterator[Utterance]:
                                     utt.get("language", rec["language"]), rec.get("published_at"))
             except (KeyError, TypeError, ValueError) as e:
                 raise FunfactoryError(f"{manifest} line {line_no}: not a corpus record ({e})")
-
-
-def read_span(path: Path, start: float, end: float) -> np.ndarray:
-    """[start, end) seconds of `path` as 16 kHz mono float32, reading only that span."""
-    with sf.SoundFile(path) as f:
-        f.seek(int(start * f.samplerate))
-        audio = f.read(int((end - start) * f.samplerate), dtype="float32", always_2d=True)
-        rate = f.samplerate
-    audio = audio.mean(axis=1)
-    return soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio
 
 
 def write_reference_shards(corpus_dir: str | Path, out_dir: str | Path, dataset: str = "reference",

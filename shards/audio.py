@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -51,3 +52,17 @@ def decode_flac(data: bytes, dtype: str = "float32") -> tuple[np.ndarray, int]:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def read_span(path: str | Path, start: float, end: float) -> np.ndarray:
+    """[start, end) seconds of the audio file `path` as 16 kHz mono float32, reading only that
+    span (never the whole recording) and resampling with soxr."""
+    import soxr
+
+    with sf.SoundFile(path) as f:
+        f.seek(int(round(start * f.samplerate)))
+        audio = f.read(int(round((end - start) * f.samplerate)), dtype="float32",
+                       always_2d=True)
+        rate = f.samplerate
+    audio = audio.mean(axis=1)
+    return soxr.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio

@@ -1,4 +1,4 @@
-"""`funfactory shards ...`: verify, stats, inspect and lhotse import."""
+"""`funfactory shards ...`: verify, stats, inspect, export to other toolkits and import from them."""
 
 from __future__ import annotations
 
@@ -35,6 +35,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     lh.add_argument("--dataset", required=True)
     lh.add_argument("--split", default="train")
     lh.set_defaults(func=_from_lhotse)
+
+    from funfactory.shards.toolkits import FORMATS
+
+    ex = s.add_parser("export", help="write shards in another toolkit's format "
+                                     f"({', '.join(FORMATS)})",
+                      description="Stream a shard set into Fun-ASR JSONL, a NeMo tarred "
+                                  "dataset, lhotse Shar or a Kaldi data directory; writes "
+                                  "OUT/export-report.json (counts, hours, skips and why).")
+    ex.add_argument("--format", required=True, choices=FORMATS)
+    ex.add_argument("shards", help="shard folder, glob or brace pattern")
+    ex.add_argument("out", help="output folder")
+    ex.add_argument("--shard-size", type=int, default=1000,
+                    help="samples per tar (nemo, lhotse-shar)")
+    ex.set_defaults(func=_export)
+
+    for name, source, what in (
+            ("kaldi", "data_dir", "a Kaldi data directory (wav.scp, text, segments, utt2spk)"),
+            ("nemo", "manifest", "a NeMo manifest (tarred, or of audio files)"),
+            ("funasr", "jsonl", "a Fun-ASR fine-tuning ChatML JSONL"),
+            ("shar", "shar_dir", "a lhotse Shar folder")):
+        im = s.add_parser(f"from-{name}", help=f"write {what} into shards")
+        im.add_argument(source, metavar=source.upper())
+        im.add_argument("out", help="output shard folder")
+        im.add_argument("--dataset", required=True)
+        im.add_argument("--split", default="train")
+        if name == "nemo":
+            im.add_argument("--tars", help="where a tarred manifest's tars are, as NeMo's "
+                                           "audio__OP_0..N_CL_.tar pattern (default: "
+                                           "audio_{shard_id}.tar beside the manifest)")
+        im.set_defaults(func=_import, toolkit=name, source_arg=source)
 
 
 def _verify(args) -> int:
@@ -90,4 +120,38 @@ def _from_lhotse(args) -> int:
 
     shards = from_cutset(CutSet.from_file(args.cuts), args.out, args.dataset, args.split)
     print(f"wrote {len(shards)} shards to {args.out}")
+    return 0
+
+
+def _export(args) -> int:
+    from funfactory.shards.toolkits.common import Progress, export_shards
+
+    options = {"shard_size": args.shard_size} if args.format in ("nemo", "lhotse-shar") else {}
+    report = export_shards(args.shards, args.out, args.format,
+                           progress=Progress(f"export {args.format}"), **options)
+    print(report.text())
+    return 0
+
+
+def _import(args) -> int:
+    source = getattr(args, args.source_arg)
+    if args.toolkit == "shar":
+        from lhotse import CutSet
+
+        from funfactory.shards.interop import from_cutset
+
+        shards = from_cutset(CutSet.from_shar(in_dir=source), args.out, args.dataset, args.split,
+                             pipeline="lhotse-shar-import")
+        print(f"wrote {len(shards)} shards to {args.out}")
+        return 0
+    from funfactory.shards.toolkits import funasr, kaldi, nemo
+    from funfactory.shards.toolkits.common import Progress, import_utterances
+
+    if args.toolkit == "nemo":
+        utterances = nemo.read(source, tars=args.tars)
+    else:
+        utterances = {"kaldi": kaldi, "funasr": funasr}[args.toolkit].read(source)
+    report = import_utterances(utterances, args.out, args.toolkit, source, args.dataset,
+                               args.split, progress=Progress(f"import {args.toolkit}"))
+    print(report.text())
     return 0

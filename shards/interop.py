@@ -26,17 +26,21 @@ def to_cutset(urls, *, validate: bool = True):
 
 
 def _cuts(urls, validate: bool) -> Iterator:
+    for sample in ShardReader(urls, decode=False, validate=validate):
+        yield sample_cut(sample)
+
+
+def sample_cut(sample):
+    """One shard sample as a lhotse `MonoCut` (module docstring)."""
     from lhotse import MonoCut, Recording, SupervisionSegment
 
-    for sample in ShardReader(urls, decode=False, validate=validate):
-        meta = sample.meta
-        recording = Recording.from_bytes(sample.flac, recording_id=sample.key)
-        supervision = SupervisionSegment(
-            id=sample.key, recording_id=sample.key, start=0.0, duration=recording.duration,
-            channel=0, text=meta["text"], language=meta["language"],
-            custom={"funfactory": meta})
-        yield MonoCut(id=sample.key, start=0.0, duration=recording.duration, channel=0,
-                      recording=recording, supervisions=[supervision])
+    meta = sample.meta
+    recording = Recording.from_bytes(sample.flac, recording_id=sample.key)
+    supervision = SupervisionSegment(
+        id=sample.key, recording_id=sample.key, start=0.0, duration=recording.duration,
+        channel=0, text=meta["text"], language=meta["language"], custom={"funfactory": meta})
+    return MonoCut(id=sample.key, start=0.0, duration=recording.duration, channel=0,
+                   recording=recording, supervisions=[supervision])
 
 
 def from_cutset(cuts: Iterable, out_dir: str | Path, dataset: str, split: str = "train", *,

@@ -31,6 +31,15 @@ def _padded(size: int) -> int:
     return (size + tarfile.BLOCKSIZE - 1) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE
 
 
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """Append `data` as member `name` with a header that carries no varying time, owner or mode."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
 class ShardWriter:
     """Write samples of one dataset split into `{dataset}-{split}-{index:06d}.tar` files.
 
@@ -107,11 +116,7 @@ class ShardWriter:
         })
 
     def _add(self, name: str, data: bytes) -> tuple[int, int]:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), 0, 0o644
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        self._tar.addfile(info, io.BytesIO(data))
+        add_member(self._tar, name, data)
         return self._tar.offset - _padded(len(data)), len(data)
 
     def _open_shard(self) -> None:
