@@ -15,7 +15,7 @@ AUDIO_EXTENSIONS = ["wav", "flac", "mp3", "ogg", "opus"]
 
 @dataclass
 class IngestConfig:
-    format: str = "auto"  # auto | folder | jsonl | lhotse
+    format: str = "auto"  # auto | folder | jsonl | lhotse | kaldi | nemo | funasr
     extensions: list[str] = field(default_factory=lambda: list(AUDIO_EXTENSIONS))
     window_seconds: float = 30.0  # decode/resample/VAD window; memory is bounded by it
     language: str = ""  # language hint for sources without one ("" = detect)
@@ -55,6 +55,13 @@ class VoteConfig:
 
 
 @dataclass
+class ReferenceConfig:
+    # toolkit: transcripts of Kaldi / NeMo / Fun-ASR inputs are the labels | always | never
+    as_label: str = "toolkit"
+    max_error: float = 0.5  # best system's error rate against a transcript it must not exceed
+
+
+@dataclass
 class ItnConfig:
     enabled: bool = True  # text = ITN(label); raw_text = the chosen hypothesis as spoken
 
@@ -90,6 +97,7 @@ class LabelConfig:
     vad: VadConfig = field(default_factory=VadConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     vote: VoteConfig = field(default_factory=VoteConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     itn: ItnConfig = field(default_factory=ItnConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

@@ -7,7 +7,9 @@ Sources come from
   the list), optional ``id``, ``language`` (hint), ``published_at``, ``text`` (reference) and
   ``utterances`` (``[{start, end, text}]``, as the embedded corpus' ``manifest.jsonl`` writes);
 - a lhotse manifest (``RecordingSet`` or ``CutSet``, jsonl or jsonl.gz): one source per recording
-  or per cut (its offset and duration; supervision text as reference).
+  or per cut (its offset and duration; supervision text as reference);
+- a Kaldi data directory, a NeMo manifest or a Fun-ASR JSONL: one source per utterance
+  (:mod:`funfactory.pipelines.label.manifests`).
 
 :func:`stream_audio` decodes a source with soundfile window by window, mixes channels down to
 mono and resamples with a streaming ``soxr`` resampler, so an hours-long file is never whole in
@@ -142,8 +144,12 @@ def _lhotse_language(language: str) -> str:
 
 def list_sources(location: str | Path, cfg: IngestConfig) -> list[Source]:
     """Every source of ``location`` (module docstring), sorted by id, ids unique."""
+    from funfactory.pipelines.label import manifests
+
     location = Path(location)
     fmt = cfg.format
+    if fmt == "auto":
+        fmt = manifests.detect_format(location) or fmt
     if fmt == "auto":
         if location.is_dir():
             fmt = "folder"
@@ -154,7 +160,9 @@ def list_sources(location: str | Path, cfg: IngestConfig) -> list[Source]:
         else:
             raise FunfactoryError(f"input {location}: not a folder, .jsonl list or lhotse "
                                   "manifest; set ingest.format")
-    if fmt == "folder":
+    if fmt in manifests.FORMATS:
+        sources = manifests.manifest_sources(location, fmt, cfg)
+    elif fmt == "folder":
         if not location.is_dir():
             raise FunfactoryError(f"input folder {location} does not exist")
         extensions = {"." + e.lower().lstrip(".") for e in cfg.extensions}
@@ -165,7 +173,8 @@ def list_sources(location: str | Path, cfg: IngestConfig) -> list[Source]:
     elif fmt == "lhotse":
         sources = _from_lhotse(location, cfg)
     else:
-        raise FunfactoryError(f"ingest.format {fmt!r}: use auto, folder, jsonl or lhotse")
+        raise FunfactoryError(f"ingest.format {fmt!r}: use auto, folder, jsonl, lhotse, kaldi, "
+                              "nemo or funasr")
     by_id: dict[str, Source] = {}
     for s in sources:
         by_id.setdefault(s.id, s)

@@ -6,6 +6,9 @@
             -> PseudoLabel (every backend, batched) -> Vote -> ApplyItn -> FilterLabels
             -> ToSample
 
+(segments with a human transcript take CheckReference instead of Vote when
+``reference.as_label`` asks for it: :mod:`funfactory.pipelines.label.reference_check`)
+
 and ``run_label(cfg, input, out_dir, options)`` drives a job:
 
 1. list the sources (``ingest.list_sources``), pin the work folder to the config hash;
@@ -28,13 +31,17 @@ from pathlib import Path
 import apache_beam as beam
 
 from funfactory.config import config_sha256
+from funfactory.errors import FunfactoryError
 from funfactory.pipelines.common.runner import beam_options, run_and_wait
 from funfactory.pipelines.common.units import WorkDir, WriteUnits, done_units, read_manifests
 from funfactory.pipelines.label.config import LabelConfig
 from funfactory.pipelines.label.filters import FilterLabels
 from funfactory.pipelines.label.ingest import list_sources
+from funfactory.pipelines.label.manifests import FORMATS as MANIFEST_FORMATS
+from funfactory.pipelines.label.manifests import detect_format
 from funfactory.pipelines.label.itn import ApplyItn
 from funfactory.pipelines.label.pseudo_label import PseudoLabel
+from funfactory.pipelines.label.reference_check import AS_LABEL, CheckReference, by_reference
 from funfactory.pipelines.label.rejects import write_label_rejects
 from funfactory.pipelines.label.report import label_report
 from funfactory.pipelines.label.sink import ToSample, write_shards
@@ -43,24 +50,45 @@ from funfactory.pipelines.label.vote import Vote
 
 
 class LabelSources(beam.PTransform):
-    """PCollection[source dict] -> PCollection[(unit, kind, payload)] (module docstring)."""
+    """PCollection[source dict] -> PCollection[(unit, kind, payload)] (module docstring).
 
-    def __init__(self, cfg: LabelConfig, config_sha: str):
+    With ``reference_labels``, segments that carry a human transcript take
+    :class:`CheckReference` instead of the vote."""
+
+    def __init__(self, cfg: LabelConfig, config_sha: str, reference_labels: bool = False):
         super().__init__()
         self.cfg, self.config_sha = cfg, config_sha
+        self.reference_labels = reference_labels
 
     def expand(self, sources):
         cfg = self.cfg
         max_duration = (cfg.vad.long_form_max_seconds if cfg.vad.long_form
                         else cfg.filters.max_duration_seconds)
-        return (sources
-                | "SegmentSources" >> beam.ParDo(SegmentSources(
-                    cfg.vad, cfg.ingest.window_seconds, cfg.asr.batch_size))
-                | "PseudoLabel" >> beam.ParDo(PseudoLabel(cfg.asr.backends))
-                | "Vote" >> beam.ParDo(Vote(cfg.vote))
+        labelled = (sources
+                    | "SegmentSources" >> beam.ParDo(SegmentSources(
+                        cfg.vad, cfg.ingest.window_seconds, cfg.asr.batch_size))
+                    | "PseudoLabel" >> beam.ParDo(PseudoLabel(cfg.asr.backends)))
+        if self.reference_labels:
+            to_vote, referenced = labelled | "ByReference" >> beam.Partition(by_reference, 2)
+            labelled = ((to_vote | "Vote" >> beam.ParDo(Vote(cfg.vote)),
+                         referenced | "CheckReference" >> beam.ParDo(CheckReference(cfg.reference)))
+                        | "Labelled" >> beam.Flatten())
+        else:
+            labelled = labelled | "Vote" >> beam.ParDo(Vote(cfg.vote))
+        return (labelled
                 | "ITN" >> beam.ParDo(ApplyItn(cfg.itn))
                 | "Filter" >> beam.ParDo(FilterLabels(cfg.filters, max_duration))
                 | "ToSample" >> beam.ParDo(ToSample(self.config_sha)))
+
+
+def uses_reference_labels(cfg: LabelConfig, input_path) -> bool:
+    """Whether human transcripts become labels (``reference.as_label``; ``toolkit``: only for
+    Kaldi, NeMo and Fun-ASR inputs)."""
+    mode = cfg.reference.as_label
+    if mode not in AS_LABEL:
+        raise FunfactoryError(f"reference.as_label {mode!r}: use one of {', '.join(AS_LABEL)}")
+    fmt = cfg.ingest.format if cfg.ingest.format != "auto" else detect_format(Path(input_path))
+    return mode == "always" or (mode == "toolkit" and fmt in MANIFEST_FORMATS)
 
 
 def _waves(items: list, size: int) -> list[list]:
@@ -78,6 +106,7 @@ def run_label(cfg: LabelConfig, input_path: str | Path, out_dir: str | Path, opt
     report_dir = Path(cfg.output.report_dir or out_dir / "_reports")
     work.pin(sha, restart=restart)
     sources = list_sources(input_path, cfg.ingest)
+    reference_labels = uses_reference_labels(cfg, input_path)
     ids = {s.id for s in sources}
     done = done_units(work.path)
     todo = [s for s in sources if s.id not in done]
@@ -90,7 +119,7 @@ def run_label(cfg: LabelConfig, input_path: str | Path, out_dir: str | Path, opt
         pipeline = beam.Pipeline(options=options or beam_options())
         _ = (pipeline
              | "Sources" >> beam.Create([s.as_dict() for s in wave])
-             | "Label" >> LabelSources(cfg, sha)
+             | "Label" >> LabelSources(cfg, sha, reference_labels)
              | "WriteUnits" >> WriteUnits(work.path, "label", total=len(sources),
                                           done_before=finished))
         for key, value in run_and_wait(pipeline).items():
