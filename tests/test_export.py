@@ -226,6 +226,16 @@ def test_export_report_counts_unreadable_samples_and_goes_on(tmp_path, speech_cl
         assert report["skipped_examples"][0]["key"] == "srctest0001-seg00000"
 
 
+def test_export_refuses_a_folder_that_holds_an_earlier_export(tmp_path, speech_clips):
+    from funfactory.errors import FunfactoryError
+    from funfactory.shards.toolkits.common import export_shards
+
+    write_set(tmp_path / "shards", speech_clips[:2])
+    export(tmp_path / "shards", tmp_path / "out", "kaldi")
+    with pytest.raises(FunfactoryError, match="not empty.*choose a new folder"):
+        export_shards(tmp_path / "shards", tmp_path / "out", "kaldi")
+
+
 def test_import_refuses_piped_kaldi_audio_with_the_fix(tmp_path):
     from funfactory.errors import FunfactoryError
     from funfactory.shards.toolkits import kaldi

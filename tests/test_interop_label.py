@@ -99,6 +99,14 @@ def test_ingest_lists_kaldi_nemo_and_funasr_sources_with_their_spans(tmp_path):
     assert source.utterances[0][2] == "hello" and source.utterances[0][1] > 10
 
 
+def test_an_utterance_without_transcript_is_pseudo_labelled_as_usual(tmp_path):
+    data, _ = kaldi_dir(tmp_path, SENTENCES[:2], SENTENCES[:2])
+    (data / "text").write_text(f"spk1-utt0 {SENTENCES[0]}\n")
+    references = sorted((s.reference or "", len(s.utterances))
+                        for s in list_sources(data, IngestConfig()))
+    assert references == [("", 0), (SENTENCES[0], 1)]
+
+
 def test_ingest_sends_a_tarred_nemo_manifest_to_shards_from_nemo(tmp_path):
     (tmp_path / "tarred_audio_manifest.json").write_text(json.dumps(
         {"audio_filepath": "a.flac", "duration": 1.0, "text": "x", "shard_id": 0}) + "\n")

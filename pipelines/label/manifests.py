@@ -62,11 +62,12 @@ def manifest_sources(location: Path, fmt: str, cfg) -> list:
                                   language=language or cfg.language))
             continue
         path = Path(utt.path)
+        transcript = utt.text.strip() or None  # none: the segments are pseudo-labelled as usual
         end = utt.offset + utt.duration if utt.duration is not None else _length(path)
-        timed = ((utt.offset, end, utt.text),) if end is not None else ()
+        timed = ((utt.offset, end, transcript),) if transcript and end is not None else ()
         sources.append(_file_source(path, cfg, unit_suffix=f"#{utt.id}", language=language,
                                     offset=utt.offset, duration=utt.duration,
-                                    reference=utt.text, utterances=timed))
+                                    reference=transcript, utterances=timed))
     return sources
 
 

@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,6 +182,9 @@ def export_shards(shards, out_dir: str | Path, fmt: str, *, progress: Progress |
 
     started = time.monotonic()
     out = Path(out_dir)
+    if out.is_dir() and any(out.iterdir()):
+        raise FunfactoryError(f"export folder {out} is not empty: files of an earlier export "
+                              "would mix with this one; choose a new folder or remove it")
     out.mkdir(parents=True, exist_ok=True)
     reader = ShardReader(shards, decode=False)
     report = ConversionReport("export", fmt, str(shards), str(out))
@@ -271,6 +274,19 @@ def import_utterances(utterances: Iterable[ExternalUtterance], out_dir: str | Pa
     report.elapsed_seconds = time.monotonic() - started
     report.write(out / "import-report.json")
     return report
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed JSON) of each non-blank line; a line that is not JSON raises with
+    its place."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FunfactoryError(f"{path}:{n}: not a JSON line ({e})") from None
 
 
 def require_file(path: Path, what: str, fix: str) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from funfactory.errors import FunfactoryError
 from funfactory.shards.toolkits.common import (Exporter, ExternalUtterance, flac_frames,
-                                               int16_wav, require_file)
+                                               int16_wav, json_lines, require_file)
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 CONTEXT_HEADER = ("请结合上下文信息，更加准确地完成语音转写任务。如果没有相关信息，我们会留空。"
@@ -115,28 +115,23 @@ def read(jsonl: str | Path) -> Iterator[ExternalUtterance]:
     ``http(s)://`` audio is listed but not fetched: it is skipped as unreadable)."""
     jsonl = require_file(Path(jsonl), "Fun-ASR JSONL",
                          "point at a Fun-ASR fine-tuning .jsonl (one ChatML record a line)")
-    with open(jsonl, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                messages = {m["role"]: m["content"] for m in record["messages"]}
-                user, text = messages["user"], messages.get("assistant", "")
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise FunfactoryError(f"{jsonl}:{n}: not a Fun-ASR ChatML record with "
-                                      f"messages of roles user and assistant ({e})") from None
-            match = SPEECH.search(user)
-            if match is None:
-                raise FunfactoryError(f"{jsonl}:{n}: the user message has no "
-                                      "<|startofspeech|>!PATH<|endofspeech|> audio reference")
-            audio = match.group(1)
-            language, prompt = parse_user_prompt(user[:match.start()])
-            local = None if re.match(r"^[a-z][a-z0-9+.-]*://", audio) else Path(audio)
-            if local is not None and not local.is_absolute():
-                local = jsonl.parent / local
-            uri = local.resolve().as_uri() if local is not None else audio
-            yield ExternalUtterance(
-                id=str(record.get("key") or Path(audio).stem), text=str(text or ""), uri=uri,
-                path=str(local) if local is not None else None, language=language,
-                prompt=prompt)
+    for n, record in json_lines(jsonl):
+        try:
+            messages = {m["role"]: m["content"] for m in record["messages"]}
+            user, text = messages["user"], messages.get("assistant", "")
+        except (KeyError, TypeError) as e:
+            raise FunfactoryError(f"{jsonl}:{n}: not a Fun-ASR ChatML record with messages of "
+                                  f"roles user and assistant ({e})") from None
+        match = SPEECH.search(user)
+        if match is None:
+            raise FunfactoryError(f"{jsonl}:{n}: the user message has no "
+                                  "<|startofspeech|>!PATH<|endofspeech|> audio reference")
+        audio = match.group(1)
+        language, prompt = parse_user_prompt(user[:match.start()])
+        local = None if re.match(r"^[a-z][a-z0-9+.-]*://", audio) else Path(audio)
+        if local is not None and not local.is_absolute():
+            local = jsonl.parent / local
+        uri = local.resolve().as_uri() if local is not None else audio
+        yield ExternalUtterance(
+            id=str(record.get("key") or Path(audio).stem), text=str(text or ""), uri=uri,
+            path=str(local) if local is not None else None, language=language, prompt=prompt)

@@ -29,7 +29,7 @@ import braceexpand
 from funfactory.errors import FunfactoryError
 from funfactory.shards.safety import check_member
 from funfactory.shards.toolkits.common import (Exporter, ExternalUtterance, flac_frames,
-                                               require_file)
+                                               json_lines, require_file)
 from funfactory.shards.writer import add_member
 
 MANIFEST = "tarred_audio_manifest.json"
@@ -101,17 +101,10 @@ def tar_paths(pattern: str) -> list[str]:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FunfactoryError(f"{path}:{n}: not a JSON line ({e})") from None
-            if not isinstance(entry, dict) or not isinstance(entry.get("audio_filepath"), str):
-                raise FunfactoryError(f"{path}:{n}: a NeMo manifest line needs 'audio_filepath'")
-            yield n, entry
+    for n, entry in json_lines(path):
+        if not isinstance(entry, dict) or not isinstance(entry.get("audio_filepath"), str):
+            raise FunfactoryError(f"{path}:{n}: a NeMo manifest line needs 'audio_filepath'")
+        yield n, entry
 
 
 def is_tarred(manifest: Path) -> bool:
