@@ -57,7 +57,8 @@ def register(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     s = p.add_subparsers(dest="label_command", metavar="COMMAND", required=True)
     run = s.add_parser("run", help="label INPUT into shards in OUT (resumes an interrupted job)")
-    run.add_argument("input", help="audio folder, JSONL list or lhotse manifest")
+    run.add_argument("input", help="audio folder, JSONL list, lhotse manifest, Kaldi data "
+                                    "directory, NeMo manifest or Fun-ASR JSONL")
     run.add_argument("out", help="output folder for shards and reports")
     _add_config_args(run)
     run.add_argument("--restart", action="store_true",
