@@ -153,6 +153,25 @@ def test_nemo_export_matches_nemo_tarred_dataset_conventions(tmp_path, speech_cl
     assert metadata["num_samples_per_shard"] == [2, 2, 1]
 
 
+def test_nemo_import_finds_moved_tars_by_nemo_pattern_without_sharded_manifests(
+        tmp_path, speech_clips):
+    import shutil
+
+    metas = write_set(tmp_path / "shards", speech_clips[:5])
+    out = tmp_path / "nemo"
+    export(tmp_path / "shards", out, "nemo", "--shard-size", "2")
+    shutil.rmtree(out / "sharded_manifests")
+    (tmp_path / "tars").mkdir()
+    for tar in out.glob("audio_*.tar"):
+        tar.rename(tmp_path / "tars" / tar.name)
+    manifest = str(out / "tarred_audio_manifest.json")
+    assert main(["shards", "from-nemo", manifest, str(tmp_path / "back"), "--dataset", "nm",
+                 "--tars", str(tmp_path / "tars" / "audio__OP_0..2_CL_.tar")]) == 0
+    back = list(ShardReader(tmp_path / "back"))
+    assert [s.key for s in back] == [m["key"] for m in metas]
+    assert all(np.array_equal(s.audio, a) for s, (_, a) in zip(back, speech_clips))
+
+
 def test_nemo_import_reads_a_manifest_of_audio_files_with_offsets(tmp_path, speech_clips):
     from funfactory.shards.toolkits import nemo
     from funfactory.shards.toolkits.common import import_utterances

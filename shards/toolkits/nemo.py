@@ -141,6 +141,8 @@ def read(manifest: str | Path, tars: str | None = None) -> Iterator[ExternalUtte
 
 
 def _read_tarred(manifest: Path, tars: str | None) -> Iterator[ExternalUtterance]:
+    """Tar by tar, each joined with its lines: from ``sharded_manifests/`` where present (one
+    tar's lines in memory at a time), else from the whole manifest grouped by ``shard_id``."""
     by_shard: dict[int, list[dict]] = {}
     sharded = manifest.parent / "sharded_manifests"
     if not sharded.is_dir():
@@ -153,6 +155,9 @@ def _read_tarred(manifest: Path, tars: str | None) -> Iterator[ExternalUtterance
         entries = by_shard.pop(shard_id, None)
         if entries is None:
             entries = [e for _, e in _lines(sharded / f"manifest_{shard_id}.json")]
+        if paths is not None and shard_id >= len(paths):
+            raise FunfactoryError(f"{manifest}: shard_id {shard_id} but --tars {tars!r} names "
+                                  f"only {len(paths)} tars")
         tar_path = Path(paths[shard_id]) if paths else manifest.parent / f"audio_{shard_id}.tar"
         if not tar_path.is_file():
             raise FunfactoryError(f"{manifest}: shard {shard_id}'s tar {tar_path} does not "
