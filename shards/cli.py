@@ -43,6 +43,7 @@ def _verify(args) -> int:
     report = verify(args.folder)
     if args.json:
         print(json.dumps({"ok": report.ok, "shards": report.shards, "samples": report.samples,
+                          "per_shard": report.per_shard,
                           "problems": [vars(p) for p in report.problems],
                           "warnings": [vars(p) for p in report.warnings]},
                          ensure_ascii=False, indent=2))
@@ -51,6 +52,8 @@ def _verify(args) -> int:
             print(f"warning: {w}")
         for p in report.problems:
             print(f"PROBLEM: {p}")
+        for shard, counts in report.per_shard.items():
+            print(f"  {shard}: {counts['samples']} samples, {counts['problems']} problems")
         verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problems: " \
                                           f"{report.by_reason()})"
         print(f"verify {args.folder}: {report.shards} shards, {report.samples} samples: {verdict}")
