@@ -63,7 +63,7 @@ def write_speech_corpus(folder: Path, groups, extension: str = "wav") -> Path:
 
 
 def write_faults(folder: Path, long_hours: float = 3.0) -> dict[str, Path]:
-    """The planted faults of issue 3, each a real file; returns name -> path."""
+    """The planted faults of a careless corpus, each a real file; returns name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     paths = {}

@@ -1,4 +1,4 @@
-"""The label pipeline end to end (issue 3): TTS speech with known text and planted faults in,
+"""The label pipeline end to end: TTS speech with known text and planted faults in,
 shards + rejects + report out; resume after a kill; DirectRunner vs DaskRunner."""
 
 from __future__ import annotations
