@@ -137,6 +137,7 @@ def write_hostile_folder(folder: Path, outside: Path) -> dict[str, tuple[Path, s
     (album / "inside.flac").write_bytes(b"")
     sf.write(outside / "private.wav", speech(SENTENCES[5]), TTS_RATE)
     entry("outside.wav", "external_link").symlink_to(outside / "private.wav")
+    entry("more", "external_link").symlink_to(outside, target_is_directory=True)
     entry("gone.wav", "broken_link").symlink_to(folder / "deleted.wav")
     entry("again.wav", "duplicate_link").symlink_to("speech.wav")
     os.mkfifo(entry("pipe.wav", "not_a_file"))

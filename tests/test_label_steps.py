@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,17 +108,23 @@ def test_ingest_classifies_planted_faults(tmp_path):
 
 def test_external_links_are_followed_only_when_asked(tmp_path):
     entries = write_hostile_folder(tmp_path / "in", tmp_path / "private")
-    link = entries["outside.wav"][0]
 
-    def source(follow):
-        return next(s for s in list_sources(tmp_path / "in", IngestConfig(
-            follow_external_links=follow)) if s.path == str(link))
+    def listed(follow):
+        return {Path(s.path).relative_to(tmp_path / "in").as_posix(): s for s in list_sources(
+            tmp_path / "in", IngestConfig(follow_external_links=follow))}
 
-    assert source(False).refused[0] == "external_link"
-    followed = source(True)
-    assert not followed.refused and followed.uri == link.as_uri()
-    audio = np.concatenate([w.audio for w in stream_audio(followed)])
+    refused = listed(False)
+    assert refused["outside.wav"].refused[0] == refused["more"].refused[0] == "external_link"
+    assert "more/private.wav" not in refused
+    followed = listed(True)
+    # the outside folder is searched through its link, and its file, which the file link
+    # reaches too, is labelled once, under the link's path
+    inside = followed["more/private.wav"]
+    assert not inside.refused and inside.uri == (tmp_path / "in/more/private.wav").as_uri()
+    assert followed["outside.wav"].refused[0] == "duplicate_link" and "more" not in followed
+    audio = np.concatenate([w.audio for w in stream_audio(inside)])
     assert len(audio) == pytest.approx(len(speech(SENTENCES[5])) * 16000 / TTS_RATE, abs=2)
+    assert entries["outside.wav"][0].is_symlink()
 
 
 def test_truncated_wav_keeps_what_decoded_and_then_fails(tmp_path):

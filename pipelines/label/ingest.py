@@ -191,7 +191,8 @@ def list_folder(root: Path, cfg: IngestConfig) -> list[Source]:
     they reach the rejects table under that name instead of vanishing:
 
     - ``external_link``: a link whose target lies outside ``root`` (a link into another tree
-      can leak data the job was not given); ``ingest.follow_external_links`` follows them;
+      can leak data the job was not given), also a link to an outside folder whatever its name;
+      ``ingest.follow_external_links`` follows them;
     - ``broken_link``: a link to nothing, or a link loop;
     - ``duplicate_link``: a link to a file the listing already holds (it would be labelled twice);
     - ``not_a_file``: a directory, FIFO, socket or device named like audio (a directory is still
@@ -206,8 +207,8 @@ def list_folder(root: Path, cfg: IngestConfig) -> list[Source]:
     seen_dirs = {real_root}
     refused: list[Source] = []
 
-    def refuse(path: Path, reason: str, detail: str):
-        if path.suffix.lower() in extensions:
+    def refuse(path: Path, reason: str, detail: str, any_name: bool = False):
+        if any_name or path.suffix.lower() in extensions:
             refused.append(_file_source(path, cfg, refused=(reason, detail)))
 
     def walk(folder: Path):
@@ -220,8 +221,8 @@ def list_folder(root: Path, cfg: IngestConfig) -> list[Source]:
                 continue
             if target and not _inside(real, real_root) and not cfg.follow_external_links:
                 refuse(path, "external_link",
-                       f"{path} is {target}, outside the input folder {root}; copy the file in "
-                       "or set ingest.follow_external_links=true")
+                       f"{path} is {target}, outside the input folder {root}; copy it in or "
+                       "set ingest.follow_external_links=true", any_name=os.path.isdir(path))
                 continue
             mode = os.stat(path).st_mode
             if stat.S_ISDIR(mode):
