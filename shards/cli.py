@@ -12,8 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Work with WebDataset shards and their Parquet index.")
     s = p.add_subparsers(dest="shards_cmd", metavar="ACTION", required=True)
 
-    v = s.add_parser("verify", help="check every shard against its index; non-zero exit on problems")
-    v.add_argument("folder", help="shard folder (with its *.parquet index)")
+    v = s.add_parser("verify", help="check every shard against its index (with none: member "
+                                    "safety, schema, audio); non-zero exit on problems")
+    v.add_argument("folder", help="shard folder (with its *.parquet index, if any)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.set_defaults(func=_verify)
 
