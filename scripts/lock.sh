@@ -7,6 +7,7 @@
 #                                CUDA libraries on Linux), with hashes
 # Versions already in lock.txt are kept (it is passed as constraints); delete a line to let a
 # package move. Needs the local folder holding torch-2.13.0+cpu (FIND_LINKS, default: pip's).
+# Reaches PyPI for package metadata and hashes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 links=${FIND_LINKS:-$(python3 -m pip config get global.find-links 2>/dev/null || true)}
