@@ -1,4 +1,4 @@
-"""Installs the top-level area folders as sub-packages of `funfactory` (DESIGN.md, Layout).
+"""Installs the top-level area folders as sub-packages of `funfactory` (docs/architecture.md, layout).
 
 `pipelines/` becomes `funfactory.pipelines`, and so on, so nothing generic such as `model`
 or `eval` lands in site-packages on its own. Metadata lives in pyproject.toml.

@@ -1,4 +1,4 @@
-"""Noise augmentation throughput (issue 4, Fun-ASR sections 5.2 and 5.6).
+"""Noise augmentation throughput (Fun-ASR sections 5.2 and 5.6).
 
 On shards of real TTS speech (5 s clips) written here:
 

@@ -1,4 +1,4 @@
-"""The labelling pipeline (issue 3): throughput, VAD speed and label quality, in one run.
+"""The labelling pipeline (Fun-ASR section 3.1): throughput, VAD speed and label quality, in one run.
 
 - Whole pipeline (ingest, VAD, three ASR systems, vote, ITN, filters, shards, report) on the
   DirectRunner, one worker: audio-hours per core-hour (process CPU time), against the model

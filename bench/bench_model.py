@@ -1,4 +1,4 @@
-"""Model speed and size (issue 6): tiny-model RTFs on CPU, hotword retrieval latency, parameter counts.
+"""Model speed and size (Fun-ASR section 4): tiny-model RTFs on CPU, hotword retrieval latency, parameter counts.
 
 - Encoder forward RTF (frontend + encoder + adaptor, batch of 8 x 5 s of TTS speech), beside the
   Kaldi fbank alone from kaldi-native-fbank (the floor any frontend pays).

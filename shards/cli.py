@@ -12,8 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Work with WebDataset shards and their Parquet index.")
     s = p.add_subparsers(dest="shards_cmd", metavar="ACTION", required=True)
 
-    v = s.add_parser("verify", help="check every shard against its index; non-zero exit on problems")
-    v.add_argument("folder", help="shard folder (with its *.parquet index)")
+    v = s.add_parser("verify", help="check every shard against its index (with none: member "
+                                    "safety, schema, audio); non-zero exit on problems")
+    v.add_argument("folder", help="shard folder (with its *.parquet index, if any)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.set_defaults(func=_verify)
 
@@ -73,6 +74,7 @@ def _verify(args) -> int:
     report = verify(args.folder)
     if args.json:
         print(json.dumps({"ok": report.ok, "shards": report.shards, "samples": report.samples,
+                          "per_shard": report.per_shard,
                           "problems": [vars(p) for p in report.problems],
                           "warnings": [vars(p) for p in report.warnings]},
                          ensure_ascii=False, indent=2))
@@ -81,6 +83,8 @@ def _verify(args) -> int:
             print(f"warning: {w}")
         for p in report.problems:
             print(f"PROBLEM: {p}")
+        for shard, counts in report.per_shard.items():
+            print(f"  {shard}: {counts['samples']} samples, {counts['problems']} problems")
         verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problems: " \
                                           f"{report.by_reason()})"
         print(f"verify {args.folder}: {report.shards} shards, {report.samples} samples: {verdict}")

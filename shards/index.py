@@ -1,5 +1,5 @@
 """The Parquet index: one row per sample, read by stats, sampling, leakage checks and resharding
-without opening a tar (DESIGN.md, the data contract).
+without opening a tar (docs/architecture.md, the shard contract).
 
 Each shard's writer leaves a fragment `_index/{shard}.parquet`; `merge_index` joins a split's
 fragments into `{dataset}-{split}.parquet` beside the shards, so many workers can write shards of

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from funfactory import __version__
 from funfactory.shards.reader import ShardReader
 from funfactory.shards.schema import SAMPLE_RATE, new_meta
 from funfactory.shards.writer import ShardWriter
@@ -44,7 +45,7 @@ def sample_cut(sample):
 
 
 def from_cutset(cuts: Iterable, out_dir: str | Path, dataset: str, split: str = "train", *,
-                task: str = "asr", pipeline: str = "lhotse-import", version: str = "0.1.0",
+                task: str = "asr", pipeline: str = "lhotse-import",
                 max_count: int = 1000) -> list[Path]:
     """Write a lhotse CutSet into our shards, resampling to 16 kHz mono.
 
@@ -73,7 +74,7 @@ def from_cutset(cuts: Iterable, out_dir: str | Path, dataset: str, split: str = 
                     language=(sup.language or "") if sup else "", duration=len(audio) / SAMPLE_RATE,
                     task=task if sup is not None and sup.text else "unlabelled",
                     source_id=src, uri=f"lhotse:{rec_id}", offset=float(cut.start),
-                    pipeline=pipeline, version=version, config_sha256="")
+                    pipeline=pipeline, version=__version__, config_sha256="")
             meta["duration"] = round(len(audio) / SAMPLE_RATE, 4)
             writer.write(meta, audio)
         return writer.shards

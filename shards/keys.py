@@ -1,4 +1,4 @@
-"""Deterministic, dot-free sample keys and shard names (DESIGN.md, the data contract)."""
+"""Deterministic, dot-free sample keys and shard names (docs/architecture.md, the shard contract)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The sample schema (version 1): the JSON that travels beside every clip.
 
-Field names follow DESIGN.md's contract. `validate_meta` returns every problem it finds, so
+Field names follow the shard contract (docs/architecture.md). `validate_meta` returns every problem it finds, so
 `shards verify` can list them all; `check_meta` raises on the first write or read that breaks it.
 """
 

@@ -4,6 +4,10 @@ For each split index: the shards it names exist and are complete tars; each hold
 index's samples (member count, unique keys), each audio member has the sha256 the index recorded
 and decodes, each JSON passes the schema and agrees with its index row. Shards that no index
 names and half-written `.partial` files are reported too.
+
+A folder with no index gets a ``no_index`` problem and every tar in it is still read: members
+checked for safety (:mod:`funfactory.shards.safety`), JSON against the schema, audio decoded, keys
+unique across the folder. The report counts samples and problems per shard either way.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class VerifyReport:
     samples: int = 0
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    per_shard: dict[str, dict] = field(default_factory=dict)  # name -> {samples, problems}
 
     @property
     def ok(self) -> bool:
@@ -47,10 +52,22 @@ class VerifyReport:
 def verify(folder: str | Path) -> VerifyReport:
     folder = Path(folder)
     report = VerifyReport()
-    indexes = find_indexes(folder)
-    if not indexes:
+    tars = sorted(p.name for p in folder.glob("*.tar"))
+    for partial in sorted(folder.glob(".*.partial")):
+        report.warnings.append(Problem(partial.name, None, "partial_shard",
+                                       "left by an interrupted write; readers ignore it"))
+    if not find_indexes(folder):
         report.problems.append(Problem(str(folder), None, "no_index",
-                                       "no Parquet index beside the shards"))
+                                       f"no Parquet index beside the shards; {len(tars)} tars "
+                                       "checked for safety, schema and audio only"))
+        seen: dict[str, str] = {}
+        for tar in tars:
+            for key in _verify_shard(folder / tar, None, report):
+                if key in seen:
+                    report.problems.append(Problem(tar, key, "duplicate_key",
+                                                   f"also in {seen[key]}"))
+                    report.per_shard[tar]["problems"] += 1
+                seen.setdefault(key, tar)
         return report
     rows = read_index(folder).to_pylist()
     by_shard: dict[str, list[dict]] = collections.defaultdict(list)
@@ -61,30 +78,39 @@ def verify(folder: str | Path) -> VerifyReport:
                                            f"also in {seen_keys[row['key']]}"))
         seen_keys.setdefault(row["key"], row["shard"])
         by_shard[row["shard"]].append(row)
-    for tar in sorted(p.name for p in folder.glob("*.tar")):
+    for tar in tars:
         if tar not in by_shard:
             report.problems.append(Problem(tar, None, "unindexed_shard",
                                            "no index row names this shard"))
-    for partial in sorted(folder.glob(".*.partial")):
-        report.warnings.append(Problem(partial.name, None, "partial_shard",
-                                       "left by an interrupted write; readers ignore it"))
     for shard, expected in sorted(by_shard.items()):
-        report.shards += 1
         _verify_shard(folder / shard, expected, report)
     return report
 
 
-def _verify_shard(path: Path, expected: list[dict], report: VerifyReport) -> None:
+def _verify_shard(path: Path, expected: list[dict] | None, report: VerifyReport) -> set[str]:
+    """Check one shard (against its index rows, unless ``expected`` is None); returns its keys."""
+    report.shards += 1
+    samples, problems = report.samples, len(report.problems)
+    found = _check_shard(path, expected, report)
+    report.per_shard[path.name] = {"samples": report.samples - samples,
+                                   "problems": len(report.problems) - problems}
+    return set(found)
+
+
+def _check_shard(path: Path, expected: list[dict] | None,
+                 report: VerifyReport) -> collections.Counter[str]:
+    found: collections.Counter[str] = collections.Counter()
     if not path.exists():
         report.problems.append(Problem(path.name, None, "missing_shard",
-                                       f"index lists {len(expected)} samples in it"))
-        return
+                                       f"index lists {len(expected or [])} samples in it"))
+        return found
     reader = shard_reader.ShardReader([str(path)])
-    rows = {r["key"]: r for r in expected}
-    found: collections.Counter[str] = collections.Counter()
+    rows = {r["key"]: r for r in expected or []}
     for sample in reader:
         found[sample.key] += 1
         report.samples += 1
+        if expected is None:
+            continue
         row = rows.get(sample.key)
         if row is None:
             report.problems.append(Problem(path.name, sample.key, "not_in_index",
@@ -106,6 +132,8 @@ def _verify_shard(path: Path, expected: list[dict], report: VerifyReport) -> Non
         if count > 1:
             report.problems.append(Problem(path.name, key, "duplicate_key",
                                            f"{count} samples with this key in the shard"))
+    if expected is None:
+        return found
     missing = [k for k in rows if k not in found and k not in failed]
     if missing and not any(e.reason == "broken_shard" for e in reader.error_log):
         for key in missing:
@@ -115,3 +143,4 @@ def _verify_shard(path: Path, expected: list[dict], report: VerifyReport) -> Non
         report.problems.append(Problem(path.name, None, "missing_sample",
                                        f"{len(missing)} indexed samples unreadable after the "
                                        "break (truncated or corrupt shard)"))
+    return found

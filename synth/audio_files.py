@@ -1,4 +1,4 @@
-"""Byte-reproducible, atomic audio writes for the embedded default corpus (issue 2 item 6).
+"""Byte-reproducible, atomic audio writes for the embedded default corpus.
 
 The same seed must give byte-identical files. WAV and FLAC from libsndfile already do; Ogg does not,
 because libsndfile gives each Ogg stream a random serial number (and so a different page CRC) on

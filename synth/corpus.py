@@ -1,4 +1,4 @@
-"""The embedded default corpus: raw long-form speech made offline by real TTS engines (issue 2 item 6).
+"""The embedded default corpus: raw long-form speech made offline by real TTS engines.
 
 Fun-ASR's data pipeline (section 3.1) starts from long raw recordings with publication dates
 (section 6.1 builds test sets from media after a cutoff date) and augments with real noise

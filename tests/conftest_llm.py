@@ -1,4 +1,4 @@
-"""Fixtures for the synthesis tests (issue 5): the packaged small LLMs, loaded once per session.
+"""Fixtures for the synthesis tests: the packaged small LLMs, loaded once per session.
 
 Import the fixtures into a test module (`from tests.conftest_llm import smollm2, gemma3`). Loading
 takes seconds once the GGUF has been converted into the funfactory cache (the first conversion

@@ -5,6 +5,7 @@ planted faults. Cached per process: TTS runs once per sentence."""
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def write_speech_corpus(folder: Path, groups, extension: str = "wav") -> Path:
 
 
 def write_faults(folder: Path, long_hours: float = 3.0) -> dict[str, Path]:
-    """The planted faults of issue 3, each a real file; returns name -> path."""
+    """The planted faults of a careless corpus, each a real file; returns name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     paths = {}
@@ -103,3 +104,43 @@ def write_faults(folder: Path, long_hours: float = 3.0) -> dict[str, Path]:
         f.write(sentence)
         f.write(chunk[:total - before - len(sentence)])
     return paths
+
+
+def write_hostile_folder(folder: Path, outside: Path) -> dict[str, tuple[Path, str]]:
+    """A folder of odd and hostile entries as a careless copy or a stranger leaves them; returns
+    name -> (path as listed, where it must end: ``"shards"``, ``"ignored"`` or a rejects reason).
+    ``outside`` is a folder beside it that the job is not given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outside.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(11)
+    entries = {}
+
+    def entry(name, end):
+        entries[name] = (folder / name, end)
+        return folder / name
+
+    sf.write(entry("speech.wav", "shards"), speech(SENTENCES[1]), TTS_RATE)
+    # an extension that does not match the content: libsndfile reads the content
+    sf.write(entry("mislabelled.mp3", "shards"), speech(SENTENCES[2]), TTS_RATE, format="FLAC")
+    # audio under a name that is not an audio extension is not an input
+    sf.write(entry("take2.txt", "ignored"), speech(SENTENCES[2]), TTS_RATE, format="WAV")
+    entry("empty.wav", "empty_file").write_bytes(b"")
+    entry("minutes.flac", "not_audio").write_text("minutes of the meeting\n" * 20)
+    # a WAV cut short in its data chunk (an interrupted copy): libsndfile reads it as shorter
+    whole = folder / "_whole.wav"
+    sf.write(whole, speech(SENTENCES[3]), TTS_RATE, subtype="PCM_16")
+    entry("cut.wav", "decode_error").write_bytes(whole.read_bytes()[:20000])
+    whole.unlink()
+    album = entry("album.wav", "not_a_file")
+    album.mkdir()
+    entries["album.wav/inside.flac"] = (album / "inside.flac", "empty_file")
+    (album / "inside.flac").write_bytes(b"")
+    sf.write(outside / "private.wav", speech(SENTENCES[5]), TTS_RATE)
+    entry("outside.wav", "external_link").symlink_to(outside / "private.wav")
+    entry("more", "external_link").symlink_to(outside, target_is_directory=True)
+    entry("gone.wav", "broken_link").symlink_to(folder / "deleted.wav")
+    entry("again.wav", "duplicate_link").symlink_to("speech.wav")
+    os.mkfifo(entry("pipe.wav", "not_a_file"))
+    sf.write(entry("odd name ü #1.ogg", "no_speech"),
+             (0.05 * rng.standard_normal(2 * 16000)).astype(np.float32), 16000)
+    return entries

@@ -1,4 +1,4 @@
-"""ASR backends on real TTS speech with known text (issue 3: multi-system pseudo-labels)."""
+"""ASR backends on real TTS speech with known text (the systems of multi-system pseudo-labels)."""
 
 from __future__ import annotations
 

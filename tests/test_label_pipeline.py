@@ -1,4 +1,4 @@
-"""The label pipeline end to end (issue 3): TTS speech with known text and planted faults in,
+"""The label pipeline end to end: TTS speech with known text and planted faults in,
 shards + rejects + report out; resume after a kill; DirectRunner vs DaskRunner."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from funfactory.pipelines.label.config import LabelConfig
 from funfactory.pipelines.label.pipeline import run_label
 from funfactory.shards.reader import ShardReader
 from funfactory.shards.keys import source_id
-from tests.label_audio import SENTENCES, write_faults, write_speech_corpus
+from tests.label_audio import SENTENCES, write_faults, write_hostile_folder, write_speech_corpus
 
 FAST = ["asr.backends=[{kind: whisper-tiny-en}]", "asr.batch_size=4"]
 
@@ -90,6 +90,28 @@ def test_speech_and_planted_faults_each_end_where_they_should(tmp_path):
     before = shard_bytes(out)
     again = run_label(load_config(LabelConfig, None, FAST), manifest, out, options=beam_options())
     assert shard_bytes(out) == before and again.samples == report.samples
+
+
+def test_every_entry_of_a_hostile_folder_is_accounted_for_by_its_own_name(tmp_path):
+    entries = write_hostile_folder(tmp_path / "in", tmp_path / "private")
+    out = tmp_path / "out"
+    report = run_label(load_config(LabelConfig, None, FAST + ["ingest.language=en"]),
+                       tmp_path / "in", out,
+                       options=beam_options())
+    assert report.unaccounted == []
+    rejects = pq.read_table(out / "_reports" / "label-rejects.parquet").to_pylist()
+    file_rejects = {r["uri"]: r["reason"] for r in rejects if r["key"] is None}
+    sample_uris = {m["source"]["uri"] for m in samples(out)}
+    ended = {}
+    for name, (path, _) in entries.items():
+        uri = path.absolute().as_uri()
+        ended[name] = ("shards" if uri in sample_uris else file_rejects.get(uri, "ignored"))
+    assert ended == {name: end for name, (_, end) in entries.items()}
+    # nothing is reported under a link's target, and the private file was not read
+    named = sample_uris | {r["uri"] for r in rejects}
+    assert named <= {path.absolute().as_uri() for path, _ in entries.values()}
+    assert not any("private" in uri for uri in named)
+    assert report.units == sum(end != "ignored" for _, end in entries.values())
 
 
 def _run_cli(manifest: Path, out: Path, extra: list[str]) -> subprocess.Popen:

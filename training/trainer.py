@@ -9,7 +9,7 @@ and checkpoint at their intervals. A *task* supplies what differs between stages
     task.validate(model)            -> {"val_cer": ..., ...} (optional; rank 0)
     task.export(model, folder)      writes the stage's final model (optional)
 
-The pieces are plain functions so other loops (GRPO, issue 8) reuse them: `setup_distributed`,
+The pieces are plain functions so other loops (GRPO) reuse them: `setup_distributed`,
 `wrap_model`, `build_optimizer`, `build_scheduler`, `save_checkpoint` / `load_checkpoint` /
 `latest_checkpoint`, `MetricsLogger`.
 

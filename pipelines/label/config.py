@@ -20,6 +20,7 @@ class IngestConfig:
     window_seconds: float = 30.0  # decode/resample/VAD window; memory is bounded by it
     language: str = ""  # language hint for sources without one ("" = detect)
     published_at: str = ""  # default published_at (YYYY-MM-DD) for sources without one
+    follow_external_links: bool = False  # follow folder links whose target is outside the folder
 
 
 @dataclass

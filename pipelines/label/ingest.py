@@ -2,7 +2,8 @@
 
 Sources come from
 
-- a folder: every file with an audio extension (wav, flac, mp3, ogg, opus), recursively;
+- a folder: every entry with an audio extension (wav, flac, mp3, ogg, opus), recursively (see
+  :func:`list_folder` for links, directories and special files named like audio);
 - a JSONL list: one object per line with ``uri`` (or ``path``; ``file://`` or a path relative to
   the list), optional ``id``, ``language`` (hint), ``published_at``, ``text`` (reference) and
   ``utterances`` (``[{start, end, text}]``, as the embedded corpus' ``manifest.jsonl`` writes);
@@ -15,13 +16,20 @@ Sources come from
 mono and resamples with a streaming ``soxr`` resampler, so an hours-long file is never whole in
 memory. It raises :class:`IngestError` with a rejects reason: ``missing_file``, ``empty_file``
 (zero bytes), ``not_audio`` (no audio container signature), ``corrupt_file`` (an audio signature
-libsndfile cannot open), ``no_audio`` (zero frames), ``decode_error`` (failed mid-stream: what was
-decoded before is kept), ``unsupported_uri``.
+libsndfile cannot open), ``no_audio`` (zero frames), ``decode_error`` (failed mid-stream, or a WAV
+whose data chunk is cut short: what was decoded before is kept), ``unsupported_uri``, and the
+listing's refusals ``external_link``, ``broken_link``, ``duplicate_link``, ``not_a_file``.
+
+Every source is named by the path the user gave (made absolute, links not resolved), so a link
+is reported under its own name, never its target's.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,22 +63,25 @@ class Source:
     duration: float | None = None
     reference: str | None = None
     utterances: tuple = field(default_factory=tuple)  # ((start, end, text), ...) in source time
+    refused: tuple = ()  # (reason, detail) when the listing refuses the entry without opening it
 
     def as_dict(self) -> dict:
         return {"id": self.id, "uri": self.uri, "path": self.path, "language": self.language,
                 "published_at": self.published_at, "offset": self.offset,
                 "duration": self.duration, "reference": self.reference,
-                "utterances": [list(u) for u in self.utterances]}
+                "utterances": [list(u) for u in self.utterances], "refused": list(self.refused)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Source:
-        return cls(**{**d, "utterances": tuple(tuple(u) for u in d.get("utterances") or ())})
+        return cls(**{**d, "utterances": tuple(tuple(u) for u in d.get("utterances") or ()),
+                      "refused": tuple(d.get("refused") or ())})
 
 
 def _file_source(path: Path, cfg: IngestConfig, **kw) -> Source:
-    uri = path.resolve().as_uri()
+    path = Path(os.path.abspath(path))  # the name the user gave: links stay unresolved
+    uri = path.as_uri()
     unit = kw.pop("unit_suffix", "")
-    return Source(id=source_id(uri + unit), uri=uri, path=str(path.resolve()),
+    return Source(id=source_id(uri + unit), uri=uri, path=str(path),
                   language=kw.pop("language", "") or cfg.language,
                   published_at=kw.pop("published_at", None) or cfg.published_at or None, **kw)
 
@@ -165,9 +176,7 @@ def list_sources(location: str | Path, cfg: IngestConfig) -> list[Source]:
     elif fmt == "folder":
         if not location.is_dir():
             raise FunfactoryError(f"input folder {location} does not exist")
-        extensions = {"." + e.lower().lstrip(".") for e in cfg.extensions}
-        sources = [_file_source(p, cfg) for p in sorted(location.rglob("*"))
-                   if p.is_file() and p.suffix.lower() in extensions]
+        sources = list_folder(location, cfg)
     elif fmt == "jsonl":
         sources = _from_jsonl(location, cfg)
     elif fmt == "lhotse":
@@ -179,6 +188,75 @@ def list_sources(location: str | Path, cfg: IngestConfig) -> list[Source]:
     for s in sources:
         by_id.setdefault(s.id, s)
     return [by_id[k] for k in sorted(by_id)]
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def list_folder(root: Path, cfg: IngestConfig) -> list[Source]:
+    """One source per entry of ``root`` (recursively) whose name has an audio extension, named by
+    its own path. Entries that cannot be read as audio files are sources with ``refused`` set, so
+    they reach the rejects table under that name instead of vanishing:
+
+    - ``external_link``: a link whose target lies outside ``root`` (a link into another tree
+      can leak data the job was not given), also a link to an outside folder whatever its name;
+      ``ingest.follow_external_links`` follows them;
+    - ``broken_link``: a link to nothing, or a link loop;
+    - ``duplicate_link``: a link to a file the listing already holds (it would be labelled twice);
+    - ``not_a_file``: a directory, FIFO, socket or device named like audio (a directory is still
+      searched).
+
+    A link to a directory inside ``root`` is not searched (its files are listed under their own
+    names); one leading outside is searched when the flag is set; each real directory is searched
+    once (no loops)."""
+    extensions = {"." + e.lower().lstrip(".") for e in cfg.extensions}
+    real_root = os.path.realpath(root)
+    entries: list[tuple[Path, str]] = []  # (path as found, its real path)
+    seen_dirs = {real_root}
+    refused: list[Source] = []
+
+    def refuse(path: Path, reason: str, detail: str, any_name: bool = False):
+        if any_name or path.suffix.lower() in extensions:
+            refused.append(_file_source(path, cfg, refused=(reason, detail)))
+
+    def walk(folder: Path):
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            path = Path(entry.path)
+            real = os.path.realpath(path)
+            target = f"a link to {os.readlink(path)}" if entry.is_symlink() else ""
+            if target and not os.path.exists(path):
+                refuse(path, "broken_link", f"{path} is {target}, which does not exist or loops")
+                continue
+            if target and not _inside(real, real_root) and not cfg.follow_external_links:
+                refuse(path, "external_link",
+                       f"{path} is {target}, outside the input folder {root}; copy it in or "
+                       "set ingest.follow_external_links=true", any_name=os.path.isdir(path))
+                continue
+            mode = os.stat(path).st_mode
+            if stat.S_ISDIR(mode):
+                refuse(path, "not_a_file", f"{path} is a directory named like an audio file "
+                                           "(its contents are listed)")
+                if (not target or not _inside(real, real_root)) and real not in seen_dirs:
+                    seen_dirs.add(real)
+                    walk(path)
+            elif not stat.S_ISREG(mode):
+                refuse(path, "not_a_file", f"{path} is not a regular file (a FIFO, socket or "
+                                           "device)")
+            elif path.suffix.lower() in extensions:
+                entries.append((path, real))
+
+    walk(root)
+    plain = {real for path, real in entries if not path.is_symlink()}
+    sources = []
+    for path, real in entries:
+        if path.is_symlink() and real in plain:
+            sources.append(_file_source(path, cfg, refused=(
+                "duplicate_link", f"{path} is a link to {real}, which is labelled under its own "
+                                  "name")))
+        else:
+            sources.append(_file_source(path, cfg))
+    return sources + refused
 
 
 def _looks_lhotse(path: Path) -> bool:
@@ -201,6 +279,27 @@ def _has_signature(head: bytes) -> bool:
                                             and head[1] & 0xE0 == 0xE0)
 
 
+def wav_shortfall(path: str) -> tuple[int, int] | None:
+    """``(declared, present)`` bytes of a RIFF WAV's data chunk when the file ends before the
+    chunk does (a copy or download cut short); None otherwise. libsndfile quietly reads such a
+    file as shorter, so without this check a cut recording looks like a complete one."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        position = 12
+        while position + 8 <= size:
+            f.seek(position)
+            chunk, length = struct.unpack("<4sI", f.read(8))
+            if chunk == b"data":
+                present = size - position - 8
+                # 0xFFFFFFFF: a streaming writer that never learnt the length
+                return (length, present) if present < length < 0xFFFFFFFF else None
+            position += 8 + length + (length & 1)
+    return None
+
+
 @dataclass
 class Window:
     offset: float  # seconds in the source (16 kHz timeline, source offset included)
@@ -213,6 +312,8 @@ def open_info(source: Source):
     """Check a source can be decoded; returns ``(samplerate, channels, frames)`` or raises
     IngestError with the rejects reason."""
     import soundfile as sf
+    if source.refused:
+        raise IngestError(*source.refused)
     if not source.path:
         raise IngestError("unsupported_uri", f"{source.uri}: only local files (file:// or paths) "
                                              "are ingested")
@@ -229,7 +330,7 @@ def open_info(source: Source):
             raise IngestError("corrupt_file", f"{path}: libsndfile cannot open it ({e})") from None
         raise IngestError("not_audio",
                           f"{path}: no audio signature (starts {head[:8]!r})") from None
-    if info.frames == 0:
+    if info.frames == 0 and not wav_shortfall(str(path)):
         raise IngestError("no_audio", f"{path}: the file holds zero audio frames")
     return info.samplerate, info.channels, info.frames
 
@@ -246,6 +347,7 @@ def stream_audio(source: Source, window_seconds: float = 30.0) -> Iterator[Windo
     block = max(1, int(window_seconds * rate))
     resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") \
         if rate != SAMPLE_RATE else None
+    shortfall = wav_shortfall(source.path)
     emitted = 0
     position = start
     with sf.SoundFile(source.path) as f:
@@ -278,3 +380,8 @@ def stream_audio(source: Source, window_seconds: float = 30.0) -> Iterator[Windo
             if len(tail):
                 yield Window(source.offset + emitted / SAMPLE_RATE, tail.astype(np.float32),
                              0.0, 0.0)
+    wanted = None if source.duration is None else start + int(round(source.duration * rate))
+    if shortfall and (wanted is None or wanted > frames):
+        raise IngestError("decode_error", f"{source.path}: truncated WAV: its data chunk "
+                                          f"declares {shortfall[0]} bytes, the file holds "
+                                          f"{shortfall[1]}", at_seconds=frames / rate)

@@ -4,7 +4,7 @@ For each labelled utterance: time its words with the aligner, cut chunked prefix
 `streaming` sample per prefix whose supported text is not empty (the key gets `-s0003` for chunk
 3); the last prefix is the whole utterance with the whole label. Prefixes with no supported text
 yet (the first chunk, before the first word ends) are counted in the report, not written: the
-schema requires text for `streaming` samples, and noise-only samples (issue 4, section 5.6)
+schema requires text for `streaming` samples, and noise-only samples (section 5.6)
 already teach silence.
 """
 

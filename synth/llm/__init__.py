@@ -1,5 +1,5 @@
-"""LLM backends behind one interface, a persistent request cache, and versioned prompts (issue 5
-item 1; Fun-ASR sections 4.3 and 5.4 use an LLM to extract keywords and write context and
+"""LLM backends behind one interface, a persistent request cache, and versioned prompts (Fun-ASR
+sections 4.3 and 5.4 use an LLM to extract keywords and write context and
 code-switched text).
 
     from funfactory.synth.llm import LLMConfig, build_llm, GenerationParams, Request

@@ -1,4 +1,4 @@
-"""One interface for every LLM backend used by the synthesis steps (issue 5 item 1).
+"""One interface for every LLM backend used by the synthesis steps (Fun-ASR sections 4.3 and 5.4).
 
 Fun-ASR sections 4.3 and 5.4 use an LLM for keyword extraction, context synthesis and
 code-switched text. Each backend (transformers, vLLM, an OpenAI-compatible server) implements

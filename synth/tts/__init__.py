@@ -1,4 +1,4 @@
-"""TTS backends behind one interface (issue 5 item 4; Fun-ASR section 5.4 synthesizes speech in
+"""TTS backends behind one interface (Fun-ASR section 5.4 synthesizes speech in
 several voices). Real engines only: hibari-tts, piper-tts (joe), Kokoro-82M and espeak-ng.
 
     from funfactory.synth.tts import get_voice, list_voices, resample_to_16k

@@ -1,7 +1,7 @@
 """The TTS voice interface shared by every backend, and the helpers they all need.
 
 Fun-ASR section 5.4 synthesizes code-switched speech "with several TTS voices"; the embedded
-default corpus (issue 2) needs English, Mandarin and mixed speech from real engines. Each backend
+default corpus (`synth/corpus.py`) needs English, Mandarin and mixed speech from real engines. Each backend
 is one small module that turns text into float32 mono audio at its own native sample rate; callers
 that want 16 kHz use `resample_to_16k`.
 """
