@@ -247,7 +247,7 @@ def run_context(out_dir: str | Path, config, shards: str | None = None, options=
 
     def build(p, todo):
         wanted = set(todo)
-        synthesized = (p | "Segments" >> beam.Create(records, reshuffle=False)
+        synthesized = (p | "Segments" >> beam.Create(records)
                        | "Batch" >> beam.BatchElements(min_batch_size=1,
                                                        max_batch_size=max(1, config.llm.batch_size))
                        | "Synthesize" >> beam.ParDo(SynthesizeContext(config, texts)))
@@ -255,10 +255,9 @@ def run_context(out_dir: str | Path, config, shards: str | None = None, options=
         return (synthesized
                 | "Pending" >> beam.Filter(lambda r: r["unit"] in wanted)
                 | "KeyByUnit" >> beam.Map(lambda r: (r["unit"], r))
-                | "GroupByUnit" >> beam.GroupByKey()
-                | "Assemble" >> beam.ParDo(AssembleUnit(config, sha, by_unit),
-                                           pool=beam.pvalue.AsList(pool)))
+                | "GroupByUnit" >> beam.GroupByKey()), (beam.pvalue.AsList(pool),)
 
-    return run_units_job(PIPELINE, out_dir, sha, list(by_unit), build, dataset=config.dataset,
+    return run_units_job(PIPELINE, out_dir, sha, list(by_unit), AssembleUnit(config, sha, by_unit),
+                         build, dataset=config.dataset,
                          split=config.split, options=options, restart=restart,
                          max_count=config.max_count, summarize=summarize)

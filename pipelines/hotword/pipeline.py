@@ -172,17 +172,17 @@ def run_hotword(out_dir: str | Path, config: HotwordConfig, shards: str | None =
 
     def build(p, todo):
         wanted = set(todo)
-        mined = (p | "Utterances" >> beam.Create(records, reshuffle=False)
+        mined = (p | "Utterances" >> beam.Create(records)
                  | "Mine" >> beam.ParDo(MineHotwords(config)))
         pool = mined | "Pool" >> beam.FlatMap(
             lambda r: [(r["unit"], h["text"]) for h in r["hotwords"]])
         return (mined
                 | "Pending" >> beam.Filter(lambda r: r["unit"] in wanted)
                 | "KeyByUnit" >> beam.Map(lambda r: (r["unit"], r))
-                | "GroupByUnit" >> beam.GroupByKey()
-                | "Assemble" >> beam.ParDo(AssembleHotwords(config, sha, by_unit, noise),
-                                           pool=beam.pvalue.AsList(pool)))
+                | "GroupByUnit" >> beam.GroupByKey()), (beam.pvalue.AsList(pool),)
 
-    return run_units_job(PIPELINE, out_dir, sha, list(by_unit), build, dataset=config.dataset,
+    return run_units_job(PIPELINE, out_dir, sha, list(by_unit),
+                         AssembleHotwords(config, sha, by_unit, noise), build,
+                         dataset=config.dataset,
                          split=config.split, options=options, restart=restart,
                          max_count=config.max_count)
