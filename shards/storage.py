@@ -149,6 +149,7 @@ def open_write(location: str | Path) -> Iterator:
         discard = getattr(f, "discard", None)
         if discard is not None:
             discard()
+        f.closed = True  # nothing to publish: an unfinished upload is dropped, not completed
         raise
     f.close()
 
