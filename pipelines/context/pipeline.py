@@ -52,11 +52,12 @@ def retrieval_texts(recordings: list[dict]) -> list[tuple[str, str]]:
 
 
 class SynthesizeContext(beam.DoFn):
-    """A batch of segment records -> the same records with keywords and relevant pieces."""
+    """A batch of segment records -> the same records with keywords and relevant pieces. The
+    retrieval pool ``(origin, text)`` arrives as a side input (it can be large: never pickled
+    with the DoFn); its index is built once per DoFn instance."""
 
-    def __init__(self, config, texts: list[tuple[str, str]]):
+    def __init__(self, config):
         self.config = config
-        self.texts = texts
 
     def setup(self):
         from funfactory.synth.hotwords import HotwordMiner
@@ -79,8 +80,7 @@ class SynthesizeContext(beam.DoFn):
         else:
             self.lineage = {}
         self.miner = HotwordMiner()
-        self.retrieval = (cx.KeywordRetrieval(self.texts)
-                          if cx.GENERATOR_RETRIEVAL in config.generators else None)
+        self.retrieval = None
 
     def _llm_counters(self) -> Counter:
         s = self.llm.stats
@@ -89,7 +89,9 @@ class SynthesizeContext(beam.DoFn):
                         "llm_completion_tokens": s.completion_tokens,
                         "llm_json_failures": s.json_failures})
 
-    def process(self, batch):
+    def process(self, batch, texts):
+        if self.retrieval is None and cx.GENERATOR_RETRIEVAL in self.config.generators:
+            self.retrieval = cx.KeywordRetrieval(sorted(texts))
         started = time.perf_counter()
         records = [dict(r) for r in batch]
         texts = [r["text"] for r in records]
@@ -250,7 +252,9 @@ def run_context(out_dir: str | Path, config, shards: str | None = None, options=
         synthesized = (p | "Segments" >> beam.Create(records)
                        | "Batch" >> beam.BatchElements(min_batch_size=1,
                                                        max_batch_size=max(1, config.llm.batch_size))
-                       | "Synthesize" >> beam.ParDo(SynthesizeContext(config, texts)))
+                       | "Synthesize" >> beam.ParDo(SynthesizeContext(config),
+                                                    texts=beam.pvalue.AsList(
+                                                        p | "RetrievalPool" >> beam.Create(texts))))
         pool = synthesized | "PoolEntries" >> beam.FlatMap(pool_entries)
         return (synthesized
                 | "Pending" >> beam.Filter(lambda r: r["unit"] in wanted)
