@@ -4,9 +4,10 @@ The anchor is what a data engineer writes first: for each file, decode it, resam
 and transcribe it whole with each of the three systems the label job uses (whisper-base,
 whisper-tiny-en, pocketsphinx). The loop runs in the same process, with the models loaded before
 the clock starts. The label job (ingest, VAD, the same three systems batched, vote, ITN, filters,
-parts, shards, index and report) runs on the DirectRunner, one worker. Its models are loaded by
-a warm-up job first, so both sides are timed warm, on the same files, in wall seconds. Two
-inputs:
+parts, shards, index and report) runs on the DirectRunner, with one worker, and, on the long
+recordings, also with two worker threads (`--direct_num_workers 2 --direct_running_mode
+multi_threading`, the models shared by the threads). Its models are loaded by a warm-up job
+first, so both sides are timed warm, on the same files, in wall seconds. Two inputs:
 
 - many short files: one sentence each, with short leading and trailing silence;
 - long recordings with pauses: eight sentences each, with 4 s of silence between them.
@@ -28,7 +29,7 @@ from bench.common import row
 from bench.bench_label import SENTENCES
 
 SHORT_FILES = 16
-LONG_FILES = 3
+LONG_FILES = 4
 
 
 def _write(folder: Path, groups, gap: float) -> Path:
@@ -56,11 +57,13 @@ def _hand_loop(manifest: Path, backends) -> float:
     return time.perf_counter() - started
 
 
-def _job(cfg, manifest: Path, out: Path) -> tuple[float, float]:
+def _job(cfg, manifest: Path, out: Path, workers: int = 1) -> tuple[float, float]:
     from funfactory.pipelines.common.runner import beam_options
     from funfactory.pipelines.label.pipeline import run_label
+    options = beam_options(direct_num_workers=workers, direct_running_mode="multi_threading"
+                           if workers > 1 else "in_memory")
     started = time.perf_counter()
-    report = run_label(cfg, manifest, out, options=beam_options(), echo=lambda *_: None)
+    report = run_label(cfg, manifest, out, options=options, echo=lambda *_: None)
     return time.perf_counter() - started, report.hours_in * 3600
 
 
@@ -81,15 +84,19 @@ def main() -> list[dict]:
         _job(cfg, warm, tmp / "warm-out")
         short = _write(tmp / "short", [[SENTENCES[i % len(SENTENCES)]]
                                        for i in range(SHORT_FILES)], 0.3)
-        long = _write(tmp / "long", [SENTENCES[8 * i:8 * i + 8] for i in range(LONG_FILES)],
+        long = _write(tmp / "long", [[SENTENCES[(8 * i + j) % len(SENTENCES)] for j in range(8)]
+                                   for i in range(LONG_FILES)],
                       4.0)
-        for name, manifest in (("many short files", short), ("long recordings, pauses", long)):
+        for name, manifest, workers in (("many short files", short, 1),
+                                        ("long recordings, pauses", long, 1),
+                                        ("long recordings, pauses", long, 2)):
             loop = _hand_loop(manifest, backends)
-            job, seconds = _job(cfg, manifest, tmp / f"out-{len(rows)}")
-            print(f"label throughput, {name}: {seconds:.0f} s of audio; job {job:.1f} s, "
-                  f"hand loop {loop:.1f} s")
-            rows.append(row("label_job", f"x real time, {name}", seconds / job,
-                            "hand loop over the 3 systems", seconds / loop, "x"))
+            job, seconds = _job(cfg, manifest, tmp / f"out-{len(rows)}", workers)
+            print(f"label throughput, {name}, {workers} worker(s): {seconds:.0f} s of audio; "
+                  f"job {job:.1f} s, hand loop {loop:.1f} s")
+            rows.append(row("label_job", f"x real time, {name}, {workers} worker thread(s)",
+                            seconds / job, "hand loop over the 3 systems (1 thread)",
+                            seconds / loop, "x"))
     return rows
 
 
