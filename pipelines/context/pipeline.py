@@ -150,21 +150,21 @@ def pool_entries(record: dict) -> list[tuple[str, str]]:
 
 
 class AssembleUnit(beam.DoFn):
-    """(unit, records) -> samples with mixed context, rejects, and the unit's summary."""
+    """(unit, records) -> samples with mixed context, rejects, and the unit's summary; the
+    context pool and the recordings (unit -> recording) arrive as side inputs."""
 
-    def __init__(self, config, config_sha256: str, recordings: dict[str, dict]):
+    def __init__(self, config, config_sha256: str):
         self.config, self.sha = config, config_sha256
-        self.recordings = recordings
 
     def setup(self):
         from funfactory.pipelines.context.inputs import RecordingAudio
         self.audio = RecordingAudio()
 
-    def process(self, element, pool):
+    def process(self, element, pool, recordings):
         from funfactory.pipelines.common.rejects import reject_row
 
         unit, records = element
-        rec = self.recordings[unit]
+        rec = recordings[unit]
         pool = sorted(set(pool))
         yields: Counter = Counter()
         synth_seconds = 0.0
@@ -259,9 +259,11 @@ def run_context(out_dir: str | Path, config, shards: str | None = None, options=
         return (synthesized
                 | "Pending" >> beam.Filter(lambda r: r["unit"] in wanted)
                 | "KeyByUnit" >> beam.Map(lambda r: (r["unit"], r))
-                | "GroupByUnit" >> beam.GroupByKey()), (beam.pvalue.AsList(pool),)
+                | "GroupByUnit" >> beam.GroupByKey()), (
+            beam.pvalue.AsList(pool),
+            beam.pvalue.AsDict(p | "Recordings" >> beam.Create(sorted(by_unit.items()))))
 
-    return run_units_job(PIPELINE, out_dir, sha, list(by_unit), AssembleUnit(config, sha, by_unit),
+    return run_units_job(PIPELINE, out_dir, sha, list(by_unit), AssembleUnit(config, sha),
                          build, dataset=config.dataset,
                          split=config.split, options=options, restart=restart,
                          max_count=config.max_count, summarize=summarize)
