@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import sys
 import tarfile
 import time
@@ -45,8 +44,6 @@ from funfactory.errors import FunfactoryError
 from funfactory.shards import storage
 from funfactory.shards.audio import encode_flac
 from funfactory.shards.schema import check_meta
-
-log = logging.getLogger(__name__)
 
 PARTS = "parts"
 
