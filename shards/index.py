@@ -1,9 +1,11 @@
 """The Parquet index: one row per sample, read by stats, sampling, leakage checks and resharding
 without opening a tar (docs/architecture.md, the shard contract).
 
-Each shard's writer leaves a fragment `_index/{shard}.parquet`; `merge_index` joins a split's
-fragments into `{dataset}-{split}.parquet` beside the shards, so many workers can write shards of
-one split with no shared state but the output folder.
+Each shard's writer leaves a fragment `_index/{shard}.parquet` after the tar, carrying the tar's
+size and sha256; `merge_index` checks them and joins a split's fragments into
+`{dataset}-{split}.parquet` beside the shards, so many workers can write shards of one split with
+no shared state but the output folder (local or any fsspec URL, `funfactory.shards.storage`), and
+the index never describes bytes that are not there.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from funfactory.errors import FunfactoryError
+from funfactory.shards import storage
 
 FRAGMENTS = "_index"
+TAR_SIZE = "funfactory.tar_size"
+TAR_SHA256 = "funfactory.tar_sha256"
 
 INDEX_SCHEMA = pa.schema([
     ("key", pa.string()),
@@ -34,46 +39,84 @@ INDEX_SCHEMA = pa.schema([
 ])
 
 
-def index_path(out_dir: str | Path, dataset: str, split: str) -> Path:
-    return Path(out_dir) / f"{dataset}-{split}.parquet"
+def index_path(out_dir: str | Path, dataset: str, split: str) -> Path | str:
+    return storage.as_location(storage.join(out_dir, f"{dataset}-{split}.parquet"))
 
 
-def fragment_path(out_dir: str | Path, shard: str) -> Path:
-    return Path(out_dir) / FRAGMENTS / (Path(shard).stem + ".parquet")
+def fragment_path(out_dir: str | Path, shard: str) -> str:
+    return storage.join(out_dir, FRAGMENTS, storage.name_of(shard).removesuffix(".tar")
+                        + ".parquet")
 
 
-def write_fragment(out_dir: str | Path, shard: str, rows: list[dict]) -> Path:
-    """Write the index rows of one complete shard, atomically."""
-    path = fragment_path(out_dir, shard)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".partial")
-    pq.write_table(pa.Table.from_pylist(rows, schema=INDEX_SCHEMA), tmp)
-    tmp.replace(path)
-    return path
+def write_table(table: pa.Table, location: str | Path) -> Path | str:
+    """Write a Parquet table through :func:`funfactory.shards.storage.open_write` (whole or not
+    at all, on any storage)."""
+    with storage.open_write(location) as f:
+        pq.write_table(table, f)
+    return storage.as_location(location)
 
 
-def merge_index(out_dir: str | Path, dataset: str, split: str) -> Path:
-    """Join the fragments of every shard `{dataset}-{split}-*.tar` into the split's index."""
-    out_dir = Path(out_dir)
-    fragments = sorted((out_dir / FRAGMENTS).glob(f"{dataset}-{split}-[0-9][0-9][0-9][0-9][0-9][0-9].parquet"))
-    tables = [pq.read_table(f, schema=INDEX_SCHEMA) for f in fragments
-              if (out_dir / (f.stem + ".tar")).exists()]
+def write_fragment(out_dir: str | Path, shard: str, rows: list[dict], tar_size: int,
+                   tar_sha256: str) -> Path | str:
+    """Write the index rows of one complete shard, with the tar's size and sha256 in the file's
+    metadata; written after the tar, so it is the shard's commit marker."""
+    table = pa.Table.from_pylist(rows, schema=INDEX_SCHEMA).replace_schema_metadata(
+        {TAR_SIZE: str(tar_size), TAR_SHA256: tar_sha256})
+    return write_table(table, fragment_path(out_dir, shard))
+
+
+def fragment_problem(out_dir: str | Path, shard: str, check_sha256: bool = True) -> str | None:
+    """Why shard ``shard``'s fragment does not describe the tar that is there, or None."""
+    fragment, tar = fragment_path(out_dir, shard), storage.join(out_dir, storage.name_of(shard))
+    if not storage.exists(fragment):
+        return "no index fragment"
+    if not storage.exists(tar):
+        return "index fragment without its tar"
+    with storage.open_read(fragment) as f:
+        metadata = pq.read_schema(f).metadata or {}
+    want_size = metadata.get(TAR_SIZE.encode())
+    want_sha = metadata.get(TAR_SHA256.encode())
+    if want_size is None or want_sha is None:
+        return "index fragment carries no tar size and sha256 (written by an older writer)"
+    if storage.size(tar) != int(want_size):
+        return f"tar is {storage.size(tar)} bytes, its fragment says {int(want_size)}"
+    if check_sha256 and storage.sha256_of(tar) != want_sha.decode():
+        return "tar's sha256 differs from its fragment's"
+    return None
+
+
+def merge_index(out_dir: str | Path, dataset: str, split: str) -> Path | str:
+    """Join the fragments of every shard `{dataset}-{split}-*.tar` into the split's index, after
+    checking each fragment's tar size and sha256; a fragment that does not match its tar (a crash
+    between the tar and its fragment, a shard changed by hand) is an error naming the shard."""
+    pattern = f"{dataset}-{split}-[0-9][0-9][0-9][0-9][0-9][0-9].parquet"
+    fragments = storage.glob(storage.join(out_dir, FRAGMENTS, pattern))
+    tables, problems = [], []
+    for fragment in fragments:
+        shard = storage.name_of(fragment).removesuffix(".parquet") + ".tar"
+        if not storage.exists(storage.join(out_dir, shard)):
+            continue
+        problem = fragment_problem(out_dir, shard)
+        if problem:
+            problems.append(f"{shard}: {problem}")
+            continue
+        with storage.open_read(fragment) as f:
+            tables.append(pq.read_table(f, schema=INDEX_SCHEMA).replace_schema_metadata(None))
+    if problems:
+        raise FunfactoryError(f"index of {out_dir} not merged, fragments do not match their "
+                              f"shards: {problems}; rerun the job that wrote them (it rewrites "
+                              "such shards) or delete those shards and their fragments")
     table = pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
-    path = index_path(out_dir, dataset, split)
-    tmp = path.with_name("." + path.name + ".partial")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
-    return path
+    return write_table(table, index_path(out_dir, dataset, split))
 
 
-def find_indexes(location: str | Path) -> list[Path]:
+def find_indexes(location: str | Path) -> list[str]:
     """The index files of a shard folder (every split), or the one file given."""
-    location = Path(location)
-    if location.is_file():
-        return [location]
-    if not location.is_dir():
+    if str(location).endswith(".parquet") and storage.exists(location):
+        return [storage.url_of(location)]
+    if not storage.is_dir(location):
         raise FunfactoryError(f"{location} is neither a shard folder nor an index file")
-    return sorted(p for p in location.glob("*.parquet") if not p.name.startswith("."))
+    return storage.glob(storage.join(location, "*.parquet"))
 
 
 def read_index(location: str | Path) -> pa.Table:
@@ -82,4 +125,8 @@ def read_index(location: str | Path) -> pa.Table:
     if not paths:
         raise FunfactoryError(f"no index (*.parquet) in {location}: was it written by "
                               "funfactory's ShardWriter? Run the writer's close() to merge it")
-    return pa.concat_tables([pq.read_table(p, schema=INDEX_SCHEMA) for p in paths])
+    tables = []
+    for path in paths:
+        with storage.open_read(path) as f:
+            tables.append(pq.read_table(f, schema=INDEX_SCHEMA))
+    return pa.concat_tables(tables)

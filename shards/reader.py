@@ -20,6 +20,7 @@ import fsspec
 import numpy as np
 
 from funfactory.errors import FunfactoryError, UnsafeInputError
+from funfactory.shards import storage
 from funfactory.shards.audio import AudioDecodeError, decode_flac
 from funfactory.shards.safety import check_member
 from funfactory.shards.schema import validate_meta
@@ -48,12 +49,18 @@ class ReadError:
 
 
 def expand_urls(urls: str | Path | Iterable[str | Path]) -> list[str]:
-    """Shard URLs from a folder, a glob, a brace pattern ('a-{000000..000009}.tar') or a list."""
+    """Shard URLs from a folder (local or on any fsspec store), a glob, a brace pattern
+    ('a-{000000..000009}.tar') or a list."""
     if isinstance(urls, (str, Path)):
         spec = str(urls)
         local = Path(spec)
         if local.is_dir():
             found = sorted(str(p) for p in local.glob("*.tar") if not p.name.startswith("."))
+            if not found:
+                raise FunfactoryError(f"no shards (*.tar) in folder {spec}")
+            return found
+        if "://" in spec and not any(c in spec for c in "*?[{") and storage.is_dir(spec):
+            found = storage.glob(storage.join(spec, "*.tar"))
             if not found:
                 raise FunfactoryError(f"no shards (*.tar) in folder {spec}")
             return found

@@ -4,11 +4,13 @@ with a duration histogram PNG."""
 from __future__ import annotations
 
 import collections
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from funfactory.shards import storage
 from funfactory.shards.index import INDEX_SCHEMA, find_indexes
 from funfactory.shards.keys import parse_shard_name
 
@@ -34,8 +36,9 @@ def compute_stats(folder: str | Path) -> Stats:
                                       for d in ("split", "task", "language")}
     durations: list[float] = []
     for path in find_indexes(folder):
-        table = pq.read_table(path, schema=INDEX_SCHEMA, columns=["shard", "duration", "task",
-                                                                   "language"])
+        with storage.open_read(path) as f:
+            table = pq.read_table(f, schema=INDEX_SCHEMA, columns=["shard", "duration", "task",
+                                                                "language"])
         for row in table.to_pylist():
             parsed = parse_shard_name(row["shard"])
             values = {"split": parsed[1] if parsed else "?", "task": row["task"],
@@ -49,7 +52,7 @@ def compute_stats(folder: str | Path) -> Stats:
                  durations=durations)
 
 
-def duration_histogram(stats: Stats, png: str | Path, title: str = "segment durations") -> Path:
+def duration_histogram(stats: Stats, png: str | Path, title: str = "segment durations") -> Path | str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -60,8 +63,7 @@ def duration_histogram(stats: Stats, png: str | Path, title: str = "segment dura
     ax.set_ylabel("samples")
     ax.set_title(f"{title}: {stats.samples} samples, {stats.hours:.2f} h")
     fig.tight_layout()
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=100, format="png")
     plt.close(fig)
-    return png
+    return storage.write_bytes(png, image.getvalue())

@@ -1,22 +1,26 @@
 """The shard writer: size- and count-capped WebDataset tars, written atomically.
 
-A shard is written under a hidden temporary name and renamed when complete, so a reader never
-sees half a shard; its index fragment is written only after the rename. Tar headers carry no
-time, owner or mode that varies, so the same samples in the same order give byte-identical shards.
+A shard is published whole or not at all (`funfactory.shards.storage.open_write`: a temporary
+name, fsync and rename on local disk; a completed upload on an object store), so a reader never
+sees half a shard; its index fragment, which carries the tar's size and sha256, is written only
+after the tar is published. The output folder may be a local path or any fsspec URL. Tar headers
+carry no time, owner or mode that varies, so the same samples in the same order give
+byte-identical shards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
-import os
 import tarfile
 from pathlib import Path
 
 import numpy as np
 
 from funfactory.shards import index as shard_index
+from funfactory.shards import storage
 from funfactory.shards.audio import encode_flac, sha256
 from funfactory.shards.keys import shard_name
 from funfactory.shards.schema import SAMPLE_RATE, SchemaError, check_meta
@@ -55,18 +59,19 @@ class ShardWriter:
         if max_count < 1 or max_bytes < 4096:
             raise ValueError(f"max_count ({max_count}) must be >= 1 and max_bytes ({max_bytes}) "
                              ">= 4096")
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = storage.url_of(out_dir)
+        storage.makedirs(self.out_dir)
         shard_name(dataset, split, 0)
         self.dataset, self.split = dataset, split
         self.max_count, self.max_bytes = max_count, max_bytes
         self.merge = merge
         self.next_index = start_index
-        self.shards: list[Path] = []
+        self.shards: list[Path | str] = []
         self.count = 0
         self._keys: set[str] = set()
         self._tar: tarfile.TarFile | None = None
-        self._tmp: Path | None = None
+        self._file: contextlib.ExitStack | None = None
+        self._counting: storage.CountingWriter | None = None
         self._name = ""
         self._rows: list[dict] = []
 
@@ -122,19 +127,21 @@ class ShardWriter:
     def _open_shard(self) -> None:
         self._name = shard_name(self.dataset, self.split, self.next_index)
         self.next_index += 1
-        self._tmp = self.out_dir / f".{self._name}.partial"
-        self._tar = tarfile.open(self._tmp, "w", format=tarfile.PAX_FORMAT)
+        self._file = contextlib.ExitStack()
+        handle = self._file.enter_context(storage.open_write(storage.join(self.out_dir,
+                                                                          self._name)))
+        self._counting = storage.CountingWriter(handle)
+        self._tar = tarfile.open(fileobj=self._counting, mode="w", format=tarfile.PAX_FORMAT)
 
     def _finish_shard(self) -> None:
         self._tar.close()
-        with open(self._tmp, "rb") as f:
-            os.fsync(f.fileno())
-        final = self.out_dir / self._name
-        self._tmp.replace(final)
-        shard_index.write_fragment(self.out_dir, self._name, self._rows)
+        self._file.close()
+        final = storage.as_location(storage.join(self.out_dir, self._name))
+        shard_index.write_fragment(self.out_dir, self._name, self._rows,
+                                   self._counting.written, self._counting.sha256)
         log.debug("wrote %s (%d samples)", final, len(self._rows))
         self.shards.append(final)
-        self._tar, self._tmp, self._rows = None, None, []
+        self._tar, self._file, self._counting, self._rows = None, None, None, []
 
     def close(self) -> list[Path]:
         """Complete the open shard (and merge the index); returns the shards written."""
@@ -147,7 +154,7 @@ class ShardWriter:
     def abort(self) -> None:
         """Drop the open shard: nothing half-written stays behind."""
         if self._tar is not None:
-            self._tar.close()
-            self._tmp.unlink(missing_ok=True)
-            self._tar, self._tmp, self._rows = None, None, []
+            failed = RuntimeError(f"shard {self._name} aborted")
+            self._file.__exit__(type(failed), failed, None)
+            self._tar, self._file, self._counting, self._rows = None, None, None, []
 

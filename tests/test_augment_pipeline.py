@@ -79,20 +79,23 @@ def test_report_writes_snr_histogram_and_spectrograms(runs):
     assert report["noise_splits_used"] == ["train"]
 
 
-@pytest.mark.slow
-def test_resume_after_crash_and_multiprocess_runner_give_the_same_shards(runs):
+def test_a_rerun_that_finds_nothing_new_rewrites_nothing(runs):
     root, inputs, _ = runs
     config = load_config(AugmentConfig, None, OVERRIDES)
-    crashed = root / "crashed"
-    shutil.copytree(root / "a", crashed)
-    first_part, second_part = sorted((crashed / "_work" / "parts").glob("*.tar"))
-    second_part.with_suffix(".json").unlink()  # killed before its marker was written
-    second_part.unlink()
-    next(crashed.glob("augmented-train-*.tar")).unlink()
-    kept = first_part.stat().st_mtime_ns
-    run_augment(inputs, crashed, config, report=False)
-    assert shard_digests(crashed) == shard_digests(root / "a")
-    assert first_part.stat().st_mtime_ns == kept, "a finished unit was redone"
+    again = root / "again"
+    shutil.copytree(root / "a", again)
+    stamps = {p.name: p.stat().st_mtime_ns for p in sorted(again.glob("*.tar"))}
+    result = run_augment(inputs, again, config, report=False)
+    assert result.run_report["extra"]["units_run_now"] == 0
+    assert result.run_report["extra"]["shards_written_now"] == 0
+    assert {p.name: p.stat().st_mtime_ns for p in sorted(again.glob("*.tar"))} == stamps
+    assert not list((again / "_work" / "parts").glob("*.tar")), "packed parts were kept"
+
+
+@pytest.mark.slow
+def test_multiprocess_runner_gives_the_same_shards(runs):
+    root, inputs, _ = runs
+    config = load_config(AugmentConfig, None, OVERRIDES)
     options = beam_options(direct_num_workers=2, direct_running_mode="multi_processing")
     run_augment(inputs, root / "mp", config, options, report=False)
     assert shard_digests(root / "mp") == shard_digests(root / "a")
@@ -122,3 +125,39 @@ def test_another_seed_gives_other_noise(tmp_path, runs):
              if r["kind"] == "noise"}
     second = {r["parent_key"]: (r["noise_id"], r["snr_db"]) for r in other.rows}
     assert first.keys() == second.keys() and first != second
+
+
+class DropOne:
+    """A deriver that loses one input: no output and no reject for ``key``."""
+
+    def __init__(self, inner, key: str):
+        self.inner, self.key = inner, key
+
+    def __call__(self):
+        self.augmenter = self.inner()
+        return self
+
+    def derive(self, meta, audio):
+        if meta["key"] == self.key:
+            return [], []
+        return self.augmenter.derive(meta, audio)
+
+
+def test_a_planted_loss_is_caught_as_unaccounted(runs, tmp_path):
+    from funfactory.config import config_sha256
+    from funfactory.pipelines.augment.shardwise import DeriveUnits, run_shardwise, unit_id
+    from funfactory.pipelines.augment.transforms import BuildAugmenter, augment_row
+    from funfactory.shards.reader import expand_urls
+
+    _, inputs, _ = runs
+    config = load_config(AugmentConfig, None, OVERRIDES)
+    sha = config_sha256(config)
+    urls = expand_urls(inputs)
+    victim = next(iter(ShardReader(urls[0], decode=False))).key
+    result = run_shardwise("augment", urls, tmp_path / "out",
+                           DeriveUnits("augment", DropOne(BuildAugmenter(config, sha), victim),
+                                       augment_row),
+                           dataset=config.dataset, split=config.split,
+                           max_count=config.max_count, config_sha256=sha,
+                           echo=lambda *_: None)
+    assert result.run_report["unaccounted"] == [unit_id(urls[0])]

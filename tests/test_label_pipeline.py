@@ -130,11 +130,11 @@ def test_killed_and_resumed_run_equals_clean_run(tmp_path):
     groups = [SENTENCES[i:i + 2] for i in range(0, 6, 2)] + [SENTENCES[4:] + SENTENCES[:1]]
     manifest = write_speech_corpus(tmp_path / "in", groups)
     clean = tmp_path / "clean"
-    run_label(load_config(LabelConfig, None, FAST + ["sources_per_wave=1"]), manifest, clean,
+    run_label(load_config(LabelConfig, None, FAST), manifest, clean,
               options=beam_options())
 
     resumed = tmp_path / "resumed"
-    proc = _run_cli(manifest, resumed, ["sources_per_wave=1"])
+    proc = _run_cli(manifest, resumed, [])
     deadline = time.monotonic() + 300
     while len(done_units(resumed / "_work")) < 1 and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read().decode()
@@ -144,7 +144,7 @@ def test_killed_and_resumed_run_equals_clean_run(tmp_path):
     finished = done_units(resumed / "_work")
     assert 1 <= len(finished) < len(groups) and not list(resumed.glob("*.tar"))
 
-    proc = _run_cli(manifest, resumed, ["sources_per_wave=1"])
+    proc = _run_cli(manifest, resumed, [])
     output = proc.communicate(timeout=600)[0].decode()
     assert proc.returncode == 0, output
     assert f"{len(finished)} already done" in output

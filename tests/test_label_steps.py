@@ -204,18 +204,24 @@ def test_rejects_table_is_sorted_and_typed(tmp_path):
     assert back[0]["offset"] is None and back[1]["duration"] == 3.0
 
 
-def test_shard_plan_respects_caps_and_order():
-    manifests = [{"unit": u, "samples": [{"key": f"{u}-seg{i:05d}", "duration": 1.0,
-                                          "json_bytes": 700, "flac_bytes": 30000}
-                                         for i in range(n)]}
-                 for u, n in (("srcb", 3), ("srca", 4))]
-    plans = plan_shards(manifests, max_count=3)
-    keys = [k for p in plans for _, ks in p["units"] for k in ks]
-    assert [p["index"] for p in plans] == [0, 1, 2]
+def test_shard_plan_respects_caps_and_order_and_only_finalises_what_cannot_change():
+    manifests = {u: {"unit": u, "samples": [{"key": f"{u}-seg{i:05d}", "duration": 1.0,
+                                             "json_bytes": 700, "flac_bytes": 30000}
+                                            for i in range(n)]}
+                 for u, n in (("srcb", 3), ("srca", 4))}
+    plans, complete = plan_shards(manifests, sorted(manifests), max_count=3)
+    keys = [k for p in plans for k in p.keys]
+    assert complete and [p.index for p in plans] == [0, 1, 2]
     assert keys == sorted(keys) and len(keys) == 7
-    assert all(sum(len(ks) for _, ks in p["units"]) <= 3 for p in plans)
-    small = plan_shards(manifests, max_bytes=100_000)
-    assert all(sum(len(ks) for _, ks in p["units"]) <= 3 for p in small)
+    assert all(len(p.keys) <= 3 for p in plans)
+    small, _ = plan_shards(manifests, sorted(manifests), max_bytes=100_000)
+    assert all(len(p.keys) <= 3 for p in small)
+    # srcb not committed yet: only the shard that closed inside srca is final, and it is the
+    # same shard the complete plan starts with
+    partial, complete = plan_shards({"srca": manifests["srca"]}, sorted(manifests), max_count=3)
+    assert not complete and [p.keys for p in partial] == [plans[0].keys]
+    none, complete = plan_shards({"srcb": manifests["srcb"]}, sorted(manifests), max_count=3)
+    assert not complete and none == []
 
 
 def test_work_dir_refuses_another_config(tmp_path):
@@ -224,9 +230,9 @@ def test_work_dir_refuses_another_config(tmp_path):
     work.pin("a" * 64)
     with pytest.raises(FunfactoryError, match="--restart"):
         work.pin("b" * 64)
-    (work.parts / "x.json").write_text("{}")
+    (tmp_path / "w" / "parts" / "x.json").write_text("{}")
     work.pin("b" * 64, restart=True)
-    assert not (work.parts / "x.json").exists()
+    assert not (tmp_path / "w" / "parts" / "x.json").exists()
 
 
 def test_lhotse_cuts_become_sources_with_offsets_and_references(tmp_path):

@@ -327,3 +327,20 @@ def test_inspect_finds_a_sample_by_key(tmp_path, speech_clips):
     key = read_index(tmp_path).column("key")[5].as_py()
     meta, audio, row = find_sample(tmp_path, key)
     assert meta["key"] == key and np.array_equal(audio, speech_clips[5][1])
+
+
+def test_merge_refuses_a_fragment_that_does_not_describe_its_tar(tmp_path, speech_clips):
+    """A crash between a shard's tar and its index fragment leaves the old fragment beside a new
+    tar: the merge must not index bytes that are not there."""
+    import pytest
+
+    from funfactory.errors import FunfactoryError
+    from funfactory.shards.index import merge_index
+
+    write_clips(tmp_path / "a", speech_clips[:4], max_count=2)
+    write_clips(tmp_path / "b", speech_clips[4:], max_count=2)
+    shard = "demo-train-000000.tar"
+    # the crash: tar 000000 replaced by another run's, its fragment not rewritten yet
+    (tmp_path / "a" / shard).write_bytes((tmp_path / "b" / shard).read_bytes())
+    with pytest.raises(FunfactoryError, match="demo-train-000000.tar"):
+        merge_index(tmp_path / "a", "demo", "train")

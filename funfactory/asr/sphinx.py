@@ -7,6 +7,8 @@ report section 3.1). Word timestamps come from the decoder's segmentation (100 f
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from funfactory.errors import MissingAssetError
@@ -18,7 +20,8 @@ _FILLERS = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "[BREATH]",
 
 
 class PocketsphinxBackend(AsrBackend):
-    """English only; one decoder per worker, clips decoded one after another."""
+    """English only; one decoder per worker process, shared by its threads: the decoder is
+    stateful (start_utt ... end_utt), so clips are decoded one after another under a lock."""
 
     languages = ("en",)
     supports_word_timestamps = True
@@ -27,6 +30,7 @@ class PocketsphinxBackend(AsrBackend):
         super().__init__()
         self.name = name
         self.decoder = None
+        self._lock = threading.Lock()
 
     def _load(self) -> None:
         try:
@@ -50,4 +54,5 @@ class PocketsphinxBackend(AsrBackend):
         return Transcript(text=text, language="en", words=words)
 
     def _transcribe(self, audios, languages, word_timestamps):
-        return [self._decode(audio, word_timestamps) for audio in audios]
+        with self._lock:
+            return [self._decode(audio, word_timestamps) for audio in audios]

@@ -82,6 +82,11 @@ class SampleAugmenter:
                 rejected.append(derived)
             else:
                 out.append(derived)
+        if not out and not rejected:
+            rejected.append(Rejected(key, "not_selected",
+                                     f"drawn neither noisy (noisy_share {cfg.noisy_share}) nor "
+                                     f"noise-only (noise_only.share {cfg.noise_only.share}), and "
+                                     "keep_clean is off"))
         return out, rejected
 
     def noisy(self, meta: dict, audio: np.ndarray) -> Derived:

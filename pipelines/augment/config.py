@@ -55,7 +55,5 @@ class AugmentConfig:
     noise_only: NoiseOnlyConfig = field(default_factory=NoiseOnlyConfig)
     rir: RirConfig = field(default_factory=RirConfig)
     max_count: int = 1000
-    #: input shards per Beam pipeline run (a killed job redoes at most one wave)
-    units_per_wave: int = 8
     #: spectrogram examples of each kind in the report
     report_examples: int = 2

@@ -17,7 +17,9 @@ def run_augment(inputs, out_dir: str | Path, config: AugmentConfig, options=None
     `options` are Beam PipelineOptions (`pipelines.common.runner.beam_options`). Returns a
     `ShardwiseResult` whose `summary` holds the SNR statistics."""
     from funfactory.pipelines.augment.noise_corpus import NoiseCorpus
-    from funfactory.pipelines.augment.shardwise import REPORT_DIR, run_shardwise
+    from funfactory.pipelines.augment.shardwise import run_shardwise
+    from funfactory.pipelines.common.executor import REPORT_DIR
+    from funfactory.shards import storage
     from funfactory.pipelines.augment.transforms import augment_units_fn
     from funfactory.shards.reader import expand_urls
 
@@ -29,20 +31,19 @@ def run_augment(inputs, out_dir: str | Path, config: AugmentConfig, options=None
     if config.noise.split == "test" and config.split == "train":
         raise FunfactoryError("noise.split=test would put test-time noise into training shards "
                               "(split=train); set split to the test set's name, e.g. split=test")
-    out = Path(out_dir)
+    out = storage.url_of(out_dir)
     corpus = NoiseCorpus.from_sources(config.noise.sources)
     corpus.select(config.noise.split)
     sha = config_sha256(config)
     result = run_shardwise("augment", urls, out, augment_units_fn(config, sha),
                            dataset=config.dataset, split=config.split,
                            max_count=config.max_count, config_sha256=sha,
-                           units_per_wave=config.units_per_wave, options=options,
-                           restart=restart, echo=echo)
-    reports = out / REPORT_DIR
-    (reports / "noise-manifest.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in corpus.manifest_rows()),
-        encoding="utf-8")
-    (reports / "augment-config.yaml").write_text(dump_config(config), encoding="utf-8")
+                           options=options, restart=restart, echo=echo)
+    reports = storage.join(out, REPORT_DIR)
+    storage.write_bytes(storage.join(reports, "noise-manifest.jsonl"), "".join(
+        json.dumps(r, ensure_ascii=False) + "\n" for r in corpus.manifest_rows()).encode("utf-8"))
+    storage.write_bytes(storage.join(reports, "augment-config.yaml"),
+                        dump_config(config).encode("utf-8"))
     if report:
         from funfactory.pipelines.augment.report import write_report
 

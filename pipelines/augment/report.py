@@ -4,10 +4,13 @@ noisy and noise-only examples (PNG), so a data engineer sees what the noise did.
 from __future__ import annotations
 
 import collections
+import io
 import json
 from pathlib import Path
 
 import numpy as np
+
+from funfactory.shards import storage
 
 SAMPLE_RATE = 16000
 
@@ -30,7 +33,16 @@ def summarize(rows: list[dict], rejects: list[dict], config) -> dict:
     }
 
 
-def plot_snr_histogram(rows: list[dict], config, path: Path) -> None:
+def _save(fig, path, dpi: int) -> None:
+    import matplotlib.pyplot as plt
+
+    image = io.BytesIO()
+    fig.savefig(image, dpi=dpi, format="png")
+    plt.close(fig)
+    storage.write_bytes(path, image.getvalue())
+
+
+def plot_snr_histogram(rows: list[dict], config, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -51,11 +63,10 @@ def plot_snr_histogram(rows: list[dict], config, path: Path) -> None:
     ax.set_title("SNR of noisy samples")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, 100)
 
 
-def _examples(out_dir: Path, urls: list[str], rows: list[dict], per_kind: int):
+def _examples(out_dir, urls: list[str], rows: list[dict], per_kind: int):
     from funfactory.shards.audio import decode_flac
     from funfactory.shards.index import read_index
     from funfactory.shards.reader import ShardReader, read_member
@@ -73,7 +84,7 @@ def _examples(out_dir: Path, urls: list[str], rows: list[dict], per_kind: int):
 
     def audio_of(key: str) -> np.ndarray:
         row = index[key]
-        return decode_flac(read_member(out_dir / row["shard"], row["audio_offset"],
+        return decode_flac(read_member(storage.join(out_dir, row["shard"]), row["audio_offset"],
                                        row["audio_size"]))[0]
 
     panels = []
@@ -86,7 +97,7 @@ def _examples(out_dir: Path, urls: list[str], rows: list[dict], per_kind: int):
     return panels
 
 
-def plot_spectrograms(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
+def plot_spectrograms(panels: list[tuple[str, np.ndarray]], path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -102,22 +113,20 @@ def plot_spectrograms(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
         ax.tick_params(labelsize=7)
     axes[-1, 0].set_xlabel("seconds", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path, 90)
 
 
-def write_report(out_dir: Path, folder: Path, urls: list[str], rows: list[dict],
+def write_report(out_dir: Path | str, folder: Path | str, urls: list[str], rows: list[dict],
                  rejects: list[dict], config) -> dict:
-    """Write augment-summary.json, snr-histogram.png and spectrograms.png into `folder`."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write augment-summary.json, snr-histogram.png and spectrograms.png into `folder` (a local
+    path or URL)."""
     summary = summarize(rows, rejects, config)
-    plot_snr_histogram(rows, config, folder / "snr-histogram.png")
+    plot_snr_histogram(rows, config, storage.join(folder, "snr-histogram.png"))
     summary["files"] = ["snr-histogram.png"]
-    panels = _examples(Path(out_dir), urls, rows, config.report_examples)
+    panels = _examples(out_dir, urls, rows, config.report_examples)
     if panels:
-        plot_spectrograms(panels, folder / "spectrograms.png")
+        plot_spectrograms(panels, storage.join(folder, "spectrograms.png"))
         summary["files"].append("spectrograms.png")
-    (folder / "augment-summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False),
-                                                encoding="utf-8")
+    storage.write_bytes(storage.join(folder, "augment-summary.json"),
+                        json.dumps(summary, indent=2, ensure_ascii=False).encode("utf-8"))
     return summary

@@ -1,16 +1,17 @@
-"""Shard-to-shards jobs (augment, streaming) on the shared Beam infrastructure
-(`funfactory.pipelines.common`).
+"""Shard-to-shards jobs (augment, streaming, RL data) on the common executor
+(`funfactory.pipelines.common.executor`).
 
-The unit of resumable work is an input shard. `DeriveUnits` reads one, passes each sample to a
-*deriver* (`derive(meta, audio) -> (derived samples, rejects)`) and emits the common element
-stream: `("sample", (meta, audio))` per derived sample, `("reject", row)` per turned-away input,
-and one `("unit", info)` whose info carries the input seconds, the number of input samples and
-one report row per output sample. `run_shardwise` drives a job as the label pipeline does:
-config-pinned work folder, waves of units through `WriteUnits` (per-unit part + completion
-marker), then `pack_shards` into deterministic shards, the rejects table and the `RunReport`. A
-job killed at any point and started again with the same config redoes at most one wave and then
-writes the same shards as an uninterrupted run; every input sample ends in a shard or in the
-rejects table, or was deliberately not selected (augment's `noisy_share` < 1).
+The unit of resumable work is an input shard. `DeriveUnits`, the unit processor, reads one
+(from any fsspec URL), passes each sample to a *deriver* (`derive(meta, audio) -> (derived
+samples, rejects)`) and emits the common element stream: `("sample", (meta, audio))` per derived
+sample, `("reject", row)` per turned-away input, and one `("unit", info)` whose info carries the
+input seconds, the number of input samples (`inputs`), the keys of inputs that ended as neither
+an output nor a reject (`lost`, which the run report lists as unaccounted: it must stay empty)
+and one report row per output sample. `run_shardwise` runs the job with `run_job`: one Beam
+pipeline over the pending input shards, each committed by its worker, shards packed
+incrementally, the rejects table and the `RunReport`. A job killed at any point and started again
+with the same config redoes only the input shards that had not committed, and writes the same
+shards as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -26,10 +27,7 @@ import numpy as np
 
 from funfactory.pipelines.augment.samples import Derived, Rejected
 from funfactory.pipelines.common.rejects import reject_row
-from funfactory.pipelines.common.runner import beam_options
-
-REPORT_DIR = "_reports"
-WORK_DIR = "_work"
+from funfactory.shards import storage
 
 
 class Deriver(Protocol):
@@ -60,12 +58,14 @@ class DeriveUnits(beam.DoFn):
 
         unit, url = element
         reader = ShardReader(url)
-        seconds_in, count, rows = 0.0, 0, []
+        seconds_in, count, rows, lost = 0.0, 0, [], []
         started = time.perf_counter()
         for sample in reader:
             count += 1
             seconds_in += sample.audio.size / 16000
             derived, rejected = self.deriver.derive(sample.meta, sample.audio)
+            if not derived and not rejected:
+                lost.append(sample.key)
             for item in derived:
                 rows.append(self.row_of(item.meta))
                 yield unit, "sample", (item.meta, item.audio)
@@ -80,13 +80,13 @@ class DeriveUnits(beam.DoFn):
                                              detail=e.detail, uri=e.shard, key=e.key)
         beam.metrics.Metrics.counter(self.stage, "input_samples").inc(count)
         yield unit, "unit", {"uri": url, "seconds_in": round(seconds_in, 4),
-                             "input_samples": count, "rows": rows,
+                             "inputs": count, "lost": lost, "rows": rows,
                              "stage_seconds": {self.stage: time.perf_counter() - started}}
 
 
 @dataclass
 class ShardwiseResult:
-    out_dir: Path
+    out_dir: Path | str
     rows: list[dict]
     rejects: list[dict]
     run_report: dict
@@ -95,40 +95,17 @@ class ShardwiseResult:
     summary: dict = field(default_factory=dict)
 
 
-def run_shardwise(name: str, urls: list[str], out_dir: str | Path, fn: DeriveUnits, *,
-                  dataset: str, split: str, max_count: int, config_sha256: str,
-                  units_per_wave: int = 8, options=None, restart: bool = False,
-                  echo: Callable[[str], None] = print) -> ShardwiseResult:
-    """Run (or resume) `fn` over every input shard, then pack, write rejects and the report."""
-    from funfactory.pipelines.common.rejects import write_rejects
-    from funfactory.pipelines.common.report import RunReport
-    from funfactory.pipelines.common.sink import pack_shards
-    from funfactory.pipelines.common.units import WorkDir, WriteUnits, done_units, read_manifests
+def run_shardwise(name: str, urls: list[str], out_dir, fn: DeriveUnits, *, dataset: str,
+                  split: str, max_count: int, config_sha256: str, options=None,
+                  restart: bool = False, echo: Callable[[str], None] = print) -> ShardwiseResult:
+    """Run (or resume) `fn` over every input shard with the common executor."""
+    from funfactory.pipelines.common.executor import Job, pending_inputs, run_job
 
-    started = time.monotonic()
-    out = Path(out_dir)
-    work = WorkDir(out / WORK_DIR)
-    work.pin(config_sha256, restart=restart)
     units = {unit_id(u): u for u in urls}
-    done = done_units(work.path)
-    todo = [(uid, url) for uid, url in sorted(units.items()) if uid not in done]
-    echo(f"[{name}] {len(units)} input shards, {len(units) - len(todo)} already done")
-    finished = len(units) - len(todo)
-    for start in range(0, len(todo), max(1, units_per_wave)):
-        wave = todo[start:start + max(1, units_per_wave)]
-        with beam.Pipeline(options=options or beam_options()) as p:
-            _ = (p | "InputShards" >> beam.Create(wave)
-                   | "Derive" >> beam.ParDo(fn)
-                   | "WriteUnits" >> WriteUnits(work.path, name, total=len(units),
-                                                done_before=finished))
-        finished += len(wave)
-    shards = pack_shards(work.path, out, dataset, split, max_count=max_count, options=options,
-                         units=set(units))
-    manifests = [m for m in read_manifests(work.path) if m["unit"] in units]
-    rejects = [row for m in manifests for row in m["rejects"]]
-    write_rejects(rejects, out / REPORT_DIR / f"{name}-rejects.parquet")
-    report = RunReport.build(name, manifests, time.monotonic() - started, len(shards))
-    report.write(out / REPORT_DIR, out)
-    echo(report.text())
-    rows = [row for m in manifests for row in m["info"]["rows"]]
-    return ShardwiseResult(out, rows, rejects, report.as_dict(), shards)
+    job = Job(name=name, out_dir=out_dir, config_sha256=config_sha256, unit_ids=list(units),
+              processor=fn, inputs=pending_inputs(units), dataset=dataset, split=split,
+              max_count=max_count)
+    result = run_job(job, options, restart, echo)
+    rows = [row for m in result.manifests for row in m["info"]["rows"]]
+    return ShardwiseResult(storage.as_location(out_dir), rows, result.rejects,
+                           result.report.as_dict(), result.pack.shards)

@@ -146,6 +146,7 @@ def summarize(yields: dict) -> dict:
 def run_codeswitch(out_dir: str | Path, config: CodeSwitchConfig, options=None,
                    restart: bool = False) -> dict:
     from funfactory.config import config_sha256
+    from funfactory.pipelines.common.executor import pending_inputs
     from funfactory.pipelines.synthesis_job import run_units_job
 
     pool = cs.load_term_pool(config.term_pool or None)
@@ -155,10 +156,7 @@ def run_codeswitch(out_dir: str | Path, config: CodeSwitchConfig, options=None,
              for i in range(0, len(draws), size)}
     sha = config_sha256(dataclasses.asdict(config))
 
-    def build(p, todo):
-        return (p | "Units" >> beam.Create([(u, units[u]) for u in todo], reshuffle=False)
-                | "Synthesize" >> beam.ParDo(CodeSwitchUnit(config, sha)))
-
-    return run_units_job(PIPELINE, out_dir, sha, list(units), build, dataset=config.dataset,
+    return run_units_job(PIPELINE, out_dir, sha, list(units), CodeSwitchUnit(config, sha),
+                         pending_inputs(units), dataset=config.dataset,
                          split=config.split, options=options, restart=restart,
                          max_count=config.max_count, summarize=summarize)

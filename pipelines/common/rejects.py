@@ -19,6 +19,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from funfactory.shards import storage
+from funfactory.shards.index import write_table
+
 REJECTS_SCHEMA = pa.schema([
     ("unit", pa.string()),
     ("key", pa.string()),
@@ -43,20 +46,17 @@ def _sort_key(row: dict):
     return (row["unit"], row["offset"] if row["offset"] is not None else -1.0, row["key"] or "")
 
 
-def write_rejects(rows: list[dict], path: str | Path) -> Path:
-    """Write ``rows`` (dicts with the schema's columns; extra keys ignored) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_rejects(rows: list[dict], path: str | Path) -> Path | str:
+    """Write ``rows`` (dicts with the schema's columns; extra keys ignored) whole or not at all,
+    to a local path or URL."""
     clean = [{name: row.get(name) for name in REJECTS_SCHEMA.names} for row in rows]
-    table = pa.Table.from_pylist(sorted(clean, key=_sort_key), schema=REJECTS_SCHEMA)
-    tmp = path.with_name("." + path.name + ".partial")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
-    return path
+    return write_table(pa.Table.from_pylist(sorted(clean, key=_sort_key), schema=REJECTS_SCHEMA),
+                       path)
 
 
 def read_rejects(path: str | Path) -> list[dict]:
-    return pq.read_table(path, schema=REJECTS_SCHEMA).to_pylist()
+    with storage.open_read(path) as f:
+        return pq.read_table(f, schema=REJECTS_SCHEMA).to_pylist()
 
 
 def count_by_reason(rows: list[dict]) -> dict[str, int]:

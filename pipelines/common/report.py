@@ -9,21 +9,22 @@ and covers work finished before a resume. Fields (``as_dict()``):
 - ``rejects`` (rows), ``rejects_by_reason`` (``"stage/reason": count``), ``rejected_hours``;
 - ``stage_seconds`` (summed per stage over all units, e.g. ``decode``, ``vad``, ``asr``...),
   ``wall_seconds``;
-- ``unaccounted``: units whose segments are not all in a shard or the rejects (must be empty).
+- ``unaccounted``: units with an item that is neither in a shard nor in the rejects (must be
+  empty): a unit cut into ``segments`` whose samples and keyed rejects do not add up, or a
+  derived job's unit whose ``lost`` input keys are not empty.
 
-``write(report_dir, shards_dir)`` writes ``{name}-report.json`` and, from the shard index,
+``write(report_dir, shards_dir)`` (local paths or URLs) writes ``{name}-report.json`` and, from the shard index,
 ``{name}-durations.png`` (``funfactory.shards.stats.duration_histogram``); ``text()`` is the
 printed form. Progress lines while a job runs come from :class:`.units.Progress`.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from funfactory.pipelines.common.atomic import write_json_atomic
+from funfactory.shards import storage
 
 
 @dataclass
@@ -67,7 +68,8 @@ class RunReport:
             stages.update(m.get("stage_seconds", {}))
             expected = info.get("segments")
             segment_rejects = sum(r.get("key") is not None for r in m["rejects"])
-            if expected is not None and expected != len(m["samples"]) + segment_rejects:
+            if (expected is not None and expected != len(m["samples"]) + segment_rejects) \
+                    or info.get("lost"):
                 report.unaccounted.append(m["unit"])
         report.rejects_by_reason = dict(sorted(reasons.items()))
         report.stage_seconds = {k: round(v, 3) for k, v in sorted(stages.items())}
@@ -92,17 +94,18 @@ class RunReport:
             lines.append(f"  UNACCOUNTED units: {self.unaccounted}")
         return "\n".join(lines)
 
-    def write(self, report_dir: str | Path, shards_dir: str | Path | None = None) -> Path:
+    def write(self, report_dir: str | Path, shards_dir: str | Path | None = None) -> Path | str:
         """``{name}-report.json`` in ``report_dir``; with ``shards_dir``, the duration histogram
         of its index as ``{name}-durations.png`` beside it."""
-        report_dir = Path(report_dir)
-        path = write_json_atomic(report_dir / f"{self.name}-report.json", self.as_dict())
+        path = storage.write_json(storage.join(report_dir, f"{self.name}-report.json"),
+                                  self.as_dict())
         if shards_dir is not None and self.samples:
             from funfactory.shards.stats import compute_stats, duration_histogram
-            duration_histogram(compute_stats(shards_dir), report_dir / f"{self.name}-durations.png",
+            duration_histogram(compute_stats(shards_dir),
+                               storage.join(report_dir, f"{self.name}-durations.png"),
                                title=self.name)
         return path
 
 
 def load_report(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return storage.read_json(path)

@@ -1,114 +1,106 @@
-"""Resumable units of work: staging, per-unit parts and completion markers.
+"""Resumable units of work, committed by the worker that finishes them (docs/architecture.md,
+executor).
 
-A pipeline splits its input into *units* (the label pipeline: one source recording; augment: one
-input shard) with deterministic ids. Every element that reaches the end of a pipeline is a tuple
-``(unit_id, kind, payload)``:
+A job splits its input into *units* with deterministic ids (the label job: one source recording;
+augment, streaming, RL: one input shard; the synthesis jobs: a group of utterances or terms). A
+*unit processor* is a DoFn whose ``process((unit, work), *side_inputs)`` handles one whole unit
+and yields ``(unit, kind, payload)`` tuples:
 
-- ``("sample", (meta, audio))``: a finished sample; ``meta`` is a schema-v1 dict
-  (``funfactory.shards.schema.new_meta``), ``audio`` 16 kHz mono float32 (or int16). An optional
-  ``meta``-external timing dict may ride along as ``(meta, audio, stage_seconds)``.
+- ``("sample", (meta, audio[, stage_seconds]))``: a finished sample; ``meta`` a schema-v1 dict
+  (``funfactory.shards.schema.new_meta``), ``audio`` 16 kHz mono float32 (or int16);
 - ``("reject", row)``: a :func:`funfactory.pipelines.common.rejects.reject_row` dict, optionally
-  with a ``"stage_seconds"`` key (time spent on the rejected item, kept out of the table).
-- ``("unit", info)``: exactly one per unit, always, even when the unit yielded nothing: a dict
-  with at least ``uri`` and ``seconds_in`` (input audio seconds), optionally ``stage_seconds``.
+  with a ``"stage_seconds"`` key (time spent on the rejected item, kept out of the table);
+- ``("unit", info)``: exactly one per unit: at least ``uri`` and ``seconds_in``; optionally
+  ``stage_seconds``, ``segments`` (items the unit was cut into: each must end as a sample or a
+  reject with a key) or ``inputs`` and ``lost`` (derived jobs: input samples, and the keys of
+  those that ended as neither an output nor a reject).
 
-``WriteUnits(work_dir)`` (a PTransform) stages each sample as ``staging/{unit}/{key}.flac|.json``
-(atomic writes, so audio never rides through the shuffle), groups the light records by unit, and
-writes ``parts/{unit}.tar`` (samples in key order) and then ``parts/{unit}.json``, the unit's
-manifest and completion marker: ``{"unit", "info", "samples": [{"key", "duration",
-"json_bytes", "flac_bytes"}], "rejects": [rows], "stage_seconds": {stage: s}}``.
+:class:`CommitUnit` wraps a processor. In the worker that runs the unit, it streams each sample
+into the unit's part ``{work}/parts/{unit}.tar`` as it arrives (FLAC encoded there; never a whole
+tar in memory), publishes the part when the unit ends, and then writes the manifest
+``{work}/parts/{unit}.json``, the unit's completion marker, last: ``{"unit", "info", "samples":
+[{"key", "duration", "json_offset", "json_bytes", "flac_offset", "flac_bytes"}], "rejects",
+"stage_seconds", "part": {"size", "sha256"} | null}``. A runner that retries a bundle (a lost
+worker, a failed bundle) rewrites the same names with the same bytes: no duplicates. The work
+folder may be any fsspec URL (:mod:`funfactory.shards.storage`).
 
-Resume: ``done_units(work_dir)`` lists units with a marker; the driver feeds only the others
-(``pending(work_dir, unit_ids)``). A unit killed half-way has no marker and is redone from its
-input; staging files are overwritten with the same bytes, so reruns add no duplicates.
-``WorkDir(path).pin(config_sha256)`` refuses to resume a work folder made with another config.
-
-Because a Beam batch job emits a grouped result only after its whole input is done, drivers run
-units in *waves* (one pipeline per wave of N units) so that a kill loses at most one wave.
+Resume: :func:`done_units` lists units with a manifest; the driver runs only the others.
+``WorkDir(url).pin(config_sha256)`` refuses to resume a work folder made with another config.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import logging
-import shutil
 import sys
 import tarfile
 import time
-from collections import defaultdict
-from pathlib import Path
 from typing import Iterable
 
 import apache_beam as beam
 import numpy as np
 
 from funfactory.errors import FunfactoryError
-from funfactory.pipelines.common.atomic import write_bytes_atomic, write_json_atomic
+from funfactory.shards import storage
 from funfactory.shards.audio import encode_flac
 from funfactory.shards.schema import check_meta
 
-log = logging.getLogger(__name__)
-
 PARTS = "parts"
-STAGING = "staging"
 
 
 class WorkDir:
-    """The private folder of one job: parts, markers, staging and the pinned config hash."""
+    """The private folder of one job (local path or URL): parts, manifests, the pinned config."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    @property
-    def parts(self) -> Path:
-        return self.path / PARTS
+    def __init__(self, location):
+        self.path = storage.url_of(location)
 
     @property
-    def staging(self) -> Path:
-        return self.path / STAGING
+    def parts(self) -> str:
+        return storage.join(self.path, PARTS)
 
-    def pin(self, config_sha256: str, restart: bool = False) -> None:
+    def pin(self, config_sha256: str, restart: bool = False) -> bool:
         """Record the config hash; refuse a resume under a different config unless ``restart``
-        (which clears the work folder)."""
-        stamp = self.path / "config.sha256"
-        if stamp.is_file():
-            old = stamp.read_text().strip()
-            if old != config_sha256:
-                if not restart:
-                    raise FunfactoryError(
-                        f"work folder {self.path} was started with config {old[:12]}, this run "
-                        f"has {config_sha256[:12]}: resume with the same config, or pass "
-                        "--restart to discard the finished work")
-            if restart:
-                shutil.rmtree(self.path)
-        elif restart and self.path.exists():
-            shutil.rmtree(self.path)
-        self.parts.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(stamp, config_sha256.encode())
+        (which clears the work folder). Returns whether finished work was discarded."""
+        stamp = storage.join(self.path, "config.sha256")
+        cleared = False
+        if storage.exists(stamp):
+            old = storage.read_bytes(stamp).decode().strip()
+            if old != config_sha256 and not restart:
+                raise FunfactoryError(
+                    f"work folder {self.path} was started with config {old[:12]}, this run "
+                    f"has {config_sha256[:12]}: resume with the same config, or pass "
+                    "--restart to discard the finished work")
+        if restart and storage.exists(self.path):
+            storage.remove_tree(self.path)
+            cleared = True
+        storage.makedirs(self.parts)
+        storage.write_bytes(stamp, config_sha256.encode())
+        return cleared
 
 
-def marker_path(work_dir: str | Path, unit: str) -> Path:
-    return Path(work_dir) / PARTS / f"{unit}.json"
+def marker_path(work_dir, unit: str) -> str:
+    return storage.join(work_dir, PARTS, f"{unit}.json")
 
 
-def done_units(work_dir: str | Path) -> set[str]:
-    parts = Path(work_dir) / PARTS
-    if not parts.is_dir():
-        return set()
-    return {p.stem for p in parts.glob("*.json") if not p.name.startswith(".")}
+def part_path(work_dir, unit: str) -> str:
+    return storage.join(work_dir, PARTS, f"{unit}.tar")
 
 
-def pending(work_dir: str | Path, unit_ids: Iterable[str]) -> list[str]:
+def done_units(work_dir) -> set[str]:
+    return {storage.name_of(p).removesuffix(".json")
+            for p in storage.glob(storage.join(work_dir, PARTS, "*.json"))}
+
+
+def pending(work_dir, unit_ids: Iterable[str]) -> list[str]:
     done = done_units(work_dir)
     return [u for u in unit_ids if u not in done]
 
 
-def read_manifests(work_dir: str | Path) -> list[dict]:
-    """Every completed unit's manifest, sorted by unit id."""
-    parts = Path(work_dir) / PARTS
-    return [json.loads(p.read_text(encoding="utf-8"))
-            for p in sorted(parts.glob("*.json")) if not p.name.startswith(".")]
+def read_manifests(work_dir, units: Iterable[str] | None = None) -> list[dict]:
+    """Completed units' manifests (of ``units`` only, when given), sorted by unit id."""
+    wanted = None if units is None else set(units)
+    return [storage.read_json(marker_path(work_dir, unit)) for unit in sorted(done_units(work_dir))
+            if wanted is None or unit in wanted]
 
 
 def _add_stage_seconds(total: dict, extra: dict | None) -> None:
@@ -116,37 +108,67 @@ def _add_stage_seconds(total: dict, extra: dict | None) -> None:
         total[stage] = total.get(stage, 0.0) + float(seconds)
 
 
-class StageSample(beam.DoFn):
-    """("sample", (meta, audio[, stage_seconds])) -> staged files; passes a light record on."""
+def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> int:
+    """Add a member with fixed header fields; returns the offset of its data."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+    padded = (len(data) + tarfile.BLOCKSIZE - 1) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE
+    return tar.offset - padded
 
-    def __init__(self, work_dir: str):
-        self.work_dir = str(work_dir)
 
-    def process(self, element):
-        unit, kind, payload = element
-        if kind != "sample":
-            yield element
-            return
-        started = time.perf_counter()
-        meta, audio = payload[0], payload[1]
-        stage_seconds = dict(payload[2]) if len(payload) > 2 else {}
-        check_meta(meta, f"sample {meta.get('key')!r} of unit {unit}")
-        flac = encode_flac(np.asarray(audio))
+class PartWriter:
+    """Streams one unit's samples into its part tar; published on :meth:`close`, dropped on
+    :meth:`abort`. Opened at the first sample (a unit with no samples has no part)."""
+
+    def __init__(self, work_dir: str, unit: str):
+        self.location = part_path(work_dir, unit)
+        self.unit = unit
+        self.samples: list[dict] = []
+        self._keys: set[str] = set()
+        self._opened = None
+        self._counting = None
+        self._tar = None
+
+    def add(self, meta: dict, audio) -> None:
+        check_meta(meta, f"sample {meta.get('key')!r} of unit {self.unit}")
+        key = meta["key"]
+        if key in self._keys:
+            raise FunfactoryError(f"unit {self.unit} produced sample key {key!r} twice")
+        self._keys.add(key)
+        if self._tar is None:
+            self._opened = storage.open_write(self.location)
+            self._counting = storage.CountingWriter(self._opened.__enter__())
+            self._tar = tarfile.open(fileobj=self._counting, mode="w|",
+                                     format=tarfile.PAX_FORMAT)
         blob = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        folder = Path(self.work_dir) / STAGING / unit
-        write_bytes_atomic(folder / f"{meta['key']}.flac", flac)
-        write_bytes_atomic(folder / f"{meta['key']}.json", blob)
-        _add_stage_seconds(stage_seconds, {"write": time.perf_counter() - started})
-        beam.metrics.Metrics.counter("write", "samples").inc()
-        yield unit, "sample", {"key": meta["key"], "duration": float(meta["duration"]),
-                               "json_bytes": len(blob), "flac_bytes": len(flac),
-                               "stage_seconds": stage_seconds}
+        flac = encode_flac(np.asarray(audio))
+        json_offset = _tar_member(self._tar, f"{key}.json", blob)
+        flac_offset = _tar_member(self._tar, f"{key}.flac", flac)
+        self.samples.append({"key": key, "duration": float(meta["duration"]),
+                             "json_offset": json_offset, "json_bytes": len(blob),
+                             "flac_offset": flac_offset, "flac_bytes": len(flac)})
+
+    def close(self) -> dict | None:
+        """Publish the part; returns ``{"size", "sha256"}`` (None when there were no samples)."""
+        if self._tar is None:
+            return None
+        self._tar.close()
+        self._opened.__exit__(None, None, None)
+        return {"size": self._counting.written, "sha256": self._counting.sha256}
+
+    def abort(self, error: BaseException) -> None:
+        if self._tar is not None:
+            self._opened.__exit__(type(error), error, error.__traceback__)
+            self._tar = None
 
 
 class Progress:
-    """Progress lines on stderr: units done of a total, audio seconds, rate since the wave began.
-    Counts are per worker process on multi-process runners; the driver prints exact totals
-    between waves."""
+    """Progress lines on stderr: units done of a total, audio seconds, rate since the job began.
+    Counts are per worker process on multi-process runners; the driver prints exact totals at
+    the end."""
 
     def __init__(self, name: str, total: int, done_before: int = 0,
                  started_at: float | None = None):
@@ -165,94 +187,81 @@ class Progress:
         return line
 
 
-class FinishUnit(beam.DoFn):
-    """(unit, [records]) -> parts/{unit}.tar and the marker parts/{unit}.json."""
+class CommitUnit(beam.DoFn):
+    """``(unit, work)`` -> the processor's elements streamed into the unit's part, then its
+    manifest (module docstring); yields the manifest."""
 
-    def __init__(self, work_dir: str, name: str = "pipeline", total: int = 0, done_before: int = 0,
-                 started_at: float | None = None):
-        self.work_dir = str(work_dir)
+    def __init__(self, processor: beam.DoFn, work_dir: str, name: str = "pipeline",
+                 total: int = 0, done_before: int = 0, started_at: float | None = None):
+        self.processor = processor
+        self.work_dir = storage.url_of(work_dir)
         self.name, self.total, self.done_before = name, total, done_before
         self.started_at = time.time() if started_at is None else started_at
 
     def setup(self):
+        self.processor.setup()
         self.progress = Progress(self.name, self.total, self.done_before, self.started_at)
 
-    def process(self, element):
-        unit, records = element
-        infos, samples, rejects = [], [], []
+    def teardown(self):
+        self.processor.teardown()
+
+    def process(self, element, *side_inputs):
+        unit = element[0]
+        part = PartWriter(self.work_dir, unit)
+        infos, rejects = [], []
         stage_seconds: dict[str, float] = {}
-        for kind, payload in records:
-            if kind == "unit":
-                infos.append(payload)
-            elif kind == "sample":
-                samples.append(payload)
-            elif kind == "reject":
-                rejects.append({k: v for k, v in payload.items() if k != "stage_seconds"})
-            else:
-                raise FunfactoryError(f"unit {unit}: unknown element kind {kind!r}")
-            extra = payload.get("stage_seconds") if isinstance(payload, dict) else None
-            _add_stage_seconds(stage_seconds, extra)
-        if len(infos) != 1:
-            raise FunfactoryError(f"unit {unit} produced {len(infos)} 'unit' summaries; every "
-                                  "unit must emit exactly one")
-        samples.sort(key=lambda s: s["key"])
-        keys = [s["key"] for s in samples]
-        if len(set(keys)) != len(keys):
-            raise FunfactoryError(f"unit {unit} produced duplicate sample keys")
-        folder = Path(self.work_dir) / STAGING / unit
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for key in keys:
-                for ext in ("json", "flac"):
-                    data = (folder / f"{key}.{ext}").read_bytes()
-                    info = tarfile.TarInfo(f"{key}.{ext}")
-                    info.size, info.mtime, info.mode = len(data), 0, 0o644
-                    tar.addfile(info, io.BytesIO(data))
-        parts = Path(self.work_dir) / PARTS
-        write_bytes_atomic(parts / f"{unit}.tar", buf.getvalue())
-        info = {k: v for k, v in infos[0].items() if k != "stage_seconds"}
-        manifest = {"unit": unit, "info": info,
-                    "samples": [{k: s[k] for k in ("key", "duration", "json_bytes", "flac_bytes")}
-                                for s in samples],
+        try:
+            for out_unit, kind, payload in self.processor.process(element, *side_inputs):
+                if out_unit != unit:
+                    raise FunfactoryError(f"unit {unit}: its processor emitted an element of "
+                                          f"unit {out_unit!r}")
+                if kind == "sample":
+                    started = time.perf_counter()
+                    part.add(payload[0], payload[1])
+                    _add_stage_seconds(stage_seconds, payload[2] if len(payload) > 2 else None)
+                    _add_stage_seconds(stage_seconds, {"write": time.perf_counter() - started})
+                elif kind == "reject":
+                    _add_stage_seconds(stage_seconds, payload.get("stage_seconds"))
+                    rejects.append({k: v for k, v in payload.items() if k != "stage_seconds"})
+                elif kind == "unit":
+                    _add_stage_seconds(stage_seconds, payload.get("stage_seconds"))
+                    infos.append({k: v for k, v in payload.items() if k != "stage_seconds"})
+                else:
+                    raise FunfactoryError(f"unit {unit}: unknown element kind {kind!r}")
+            if len(infos) != 1:
+                raise FunfactoryError(f"unit {unit} produced {len(infos)} 'unit' summaries; every "
+                                      "unit must emit exactly one")
+            part_info = part.close()
+        except BaseException as e:
+            part.abort(e)
+            raise
+        manifest = {"unit": unit, "info": infos[0], "part": part_info,
+                    "samples": sorted(part.samples, key=lambda s: s["key"]),
                     "rejects": sorted(rejects, key=lambda r: (r.get("offset") or -1.0,
                                                               r.get("key") or "")),
                     "stage_seconds": {k: round(v, 6) for k, v in sorted(stage_seconds.items())}}
-        write_json_atomic(marker_path(self.work_dir, unit), manifest)
-        shutil.rmtree(folder, ignore_errors=True)
+        storage.write_json(marker_path(self.work_dir, unit), manifest)
         beam.metrics.Metrics.counter("units", "done").inc()
-        self.progress.unit_done(unit, float(info.get("seconds_in", 0.0)), len(samples),
-                                len(rejects))
+        beam.metrics.Metrics.counter("write", "samples").inc(len(part.samples))
+        self.progress.unit_done(unit, float(manifest["info"].get("seconds_in", 0.0)),
+                                len(part.samples), len(rejects))
         yield manifest
 
 
-class WriteUnits(beam.PTransform):
-    """PCollection[(unit, kind, payload)] -> PCollection[manifest] (module docstring)."""
-
-    def __init__(self, work_dir: str | Path, name: str = "pipeline", total: int = 0,
-                 done_before: int = 0):
-        super().__init__()
-        self.work_dir = str(work_dir)
-        self.name, self.total, self.done_before = name, total, done_before
-        self.started_at = time.time()
-
-    def expand(self, items):
-        return (items
-                | "StageSamples" >> beam.ParDo(StageSample(self.work_dir))
-                | "KeyByUnit" >> beam.Map(lambda e: (e[0], (e[1], e[2])))
-                | "GroupByUnit" >> beam.GroupByKey()
-                | "FinishUnits" >> beam.ParDo(FinishUnit(self.work_dir, self.name, self.total,
-                                                         self.done_before, self.started_at)))
-
-
-def read_part_samples(work_dir: str | Path, unit: str, keys: Iterable[str] | None = None):
-    """Yield ``(meta, flac_bytes)`` of a completed unit's samples in key order."""
+def read_part_samples(work_dir, manifest: dict, keys: Iterable[str] | None = None):
+    """Yield ``(meta, flac_bytes)`` of a committed unit's samples (``keys`` only), in key
+    order, by the offsets its manifest records."""
     wanted = None if keys is None else set(keys)
-    with tarfile.open(Path(work_dir) / PARTS / f"{unit}.tar") as tar:
-        members = defaultdict(dict)
-        for member in tar.getmembers():
-            key, ext = member.name.split(".", 1)
-            if wanted is None or key in wanted:
-                members[key][ext] = member
-        for key in sorted(members):
-            meta = json.loads(tar.extractfile(members[key]["json"]).read())
-            yield meta, tar.extractfile(members[key]["flac"]).read()
+    samples = [s for s in manifest["samples"] if wanted is None or s["key"] in wanted]
+    if not samples:
+        return
+    with storage.open_read(part_path(work_dir, manifest["unit"])) as f:
+        for s in sorted(samples, key=lambda s: s["key"]):
+            f.seek(s["json_offset"])
+            blob = f.read(s["json_bytes"])
+            f.seek(s["flac_offset"])
+            flac = f.read(s["flac_bytes"])
+            if len(blob) != s["json_bytes"] or len(flac) != s["flac_bytes"]:
+                raise FunfactoryError(f"part of unit {manifest['unit']} in {work_dir} is shorter "
+                                      "than its manifest says; rerun with --restart")
+            yield json.loads(blob), flac

@@ -52,11 +52,12 @@ def retrieval_texts(recordings: list[dict]) -> list[tuple[str, str]]:
 
 
 class SynthesizeContext(beam.DoFn):
-    """A batch of segment records -> the same records with keywords and relevant pieces."""
+    """A batch of segment records -> the same records with keywords and relevant pieces. The
+    retrieval pool ``(origin, text)`` arrives as a side input (it can be large: never pickled
+    with the DoFn); its index is built once per DoFn instance."""
 
-    def __init__(self, config, texts: list[tuple[str, str]]):
+    def __init__(self, config):
         self.config = config
-        self.texts = texts
 
     def setup(self):
         from funfactory.synth.hotwords import HotwordMiner
@@ -79,8 +80,7 @@ class SynthesizeContext(beam.DoFn):
         else:
             self.lineage = {}
         self.miner = HotwordMiner()
-        self.retrieval = (cx.KeywordRetrieval(self.texts)
-                          if cx.GENERATOR_RETRIEVAL in config.generators else None)
+        self.retrieval = None
 
     def _llm_counters(self) -> Counter:
         s = self.llm.stats
@@ -89,7 +89,9 @@ class SynthesizeContext(beam.DoFn):
                         "llm_completion_tokens": s.completion_tokens,
                         "llm_json_failures": s.json_failures})
 
-    def process(self, batch):
+    def process(self, batch, texts):
+        if self.retrieval is None and cx.GENERATOR_RETRIEVAL in self.config.generators:
+            self.retrieval = cx.KeywordRetrieval(sorted(texts))
         started = time.perf_counter()
         records = [dict(r) for r in batch]
         texts = [r["text"] for r in records]
@@ -148,21 +150,21 @@ def pool_entries(record: dict) -> list[tuple[str, str]]:
 
 
 class AssembleUnit(beam.DoFn):
-    """(unit, records) -> samples with mixed context, rejects, and the unit's summary."""
+    """(unit, records) -> samples with mixed context, rejects, and the unit's summary; the
+    context pool and the recordings (unit -> recording) arrive as side inputs."""
 
-    def __init__(self, config, config_sha256: str, recordings: dict[str, dict]):
+    def __init__(self, config, config_sha256: str):
         self.config, self.sha = config, config_sha256
-        self.recordings = recordings
 
     def setup(self):
         from funfactory.pipelines.context.inputs import RecordingAudio
         self.audio = RecordingAudio()
 
-    def process(self, element, pool):
+    def process(self, element, pool, recordings):
         from funfactory.pipelines.common.rejects import reject_row
 
         unit, records = element
-        rec = self.recordings[unit]
+        rec = recordings[unit]
         pool = sorted(set(pool))
         yields: Counter = Counter()
         synth_seconds = 0.0
@@ -247,18 +249,21 @@ def run_context(out_dir: str | Path, config, shards: str | None = None, options=
 
     def build(p, todo):
         wanted = set(todo)
-        synthesized = (p | "Segments" >> beam.Create(records, reshuffle=False)
+        synthesized = (p | "Segments" >> beam.Create(records)
                        | "Batch" >> beam.BatchElements(min_batch_size=1,
                                                        max_batch_size=max(1, config.llm.batch_size))
-                       | "Synthesize" >> beam.ParDo(SynthesizeContext(config, texts)))
+                       | "Synthesize" >> beam.ParDo(SynthesizeContext(config),
+                                                    texts=beam.pvalue.AsList(
+                                                        p | "RetrievalPool" >> beam.Create(texts))))
         pool = synthesized | "PoolEntries" >> beam.FlatMap(pool_entries)
         return (synthesized
                 | "Pending" >> beam.Filter(lambda r: r["unit"] in wanted)
                 | "KeyByUnit" >> beam.Map(lambda r: (r["unit"], r))
-                | "GroupByUnit" >> beam.GroupByKey()
-                | "Assemble" >> beam.ParDo(AssembleUnit(config, sha, by_unit),
-                                           pool=beam.pvalue.AsList(pool)))
+                | "GroupByUnit" >> beam.GroupByKey()), (
+            beam.pvalue.AsList(pool),
+            beam.pvalue.AsDict(p | "Recordings" >> beam.Create(sorted(by_unit.items()))))
 
-    return run_units_job(PIPELINE, out_dir, sha, list(by_unit), build, dataset=config.dataset,
+    return run_units_job(PIPELINE, out_dir, sha, list(by_unit), AssembleUnit(config, sha),
+                         build, dataset=config.dataset,
                          split=config.split, options=options, restart=restart,
                          max_count=config.max_count, summarize=summarize)

@@ -77,10 +77,9 @@ def noise_clips(scale: str, seed: int) -> list[dict]:
 
 
 class AssembleHotwords(beam.DoFn):
-    def __init__(self, config: HotwordConfig, config_sha256: str, recordings: dict[str, dict],
-                 noise: list[dict]):
+    def __init__(self, config: HotwordConfig, config_sha256: str, noise: list[dict]):
         self.config, self.sha = config, config_sha256
-        self.recordings, self.noise = recordings, noise
+        self.noise = noise
 
     def setup(self):
         from funfactory.pipelines.context.inputs import RecordingAudio
@@ -93,9 +92,9 @@ class AssembleHotwords(beam.DoFn):
             self._noise_cache[clip["id"]] = load_audio_16k(clip["path"])
         return self._noise_cache[clip["id"]]
 
-    def process(self, element, pool):
+    def process(self, element, pool, recordings):
         unit, records = element
-        rec = self.recordings[unit]
+        rec = recordings[unit]
         config = self.config
         others = sorted({word for origin, word in pool if origin != unit})
         yields: Counter = Counter()
@@ -172,17 +171,19 @@ def run_hotword(out_dir: str | Path, config: HotwordConfig, shards: str | None =
 
     def build(p, todo):
         wanted = set(todo)
-        mined = (p | "Utterances" >> beam.Create(records, reshuffle=False)
+        mined = (p | "Utterances" >> beam.Create(records)
                  | "Mine" >> beam.ParDo(MineHotwords(config)))
         pool = mined | "Pool" >> beam.FlatMap(
             lambda r: [(r["unit"], h["text"]) for h in r["hotwords"]])
         return (mined
                 | "Pending" >> beam.Filter(lambda r: r["unit"] in wanted)
                 | "KeyByUnit" >> beam.Map(lambda r: (r["unit"], r))
-                | "GroupByUnit" >> beam.GroupByKey()
-                | "Assemble" >> beam.ParDo(AssembleHotwords(config, sha, by_unit, noise),
-                                           pool=beam.pvalue.AsList(pool)))
+                | "GroupByUnit" >> beam.GroupByKey()), (
+            beam.pvalue.AsList(pool),
+            beam.pvalue.AsDict(p | "Recordings" >> beam.Create(sorted(by_unit.items()))))
 
-    return run_units_job(PIPELINE, out_dir, sha, list(by_unit), build, dataset=config.dataset,
+    return run_units_job(PIPELINE, out_dir, sha, list(by_unit),
+                         AssembleHotwords(config, sha, noise), build,
+                         dataset=config.dataset,
                          split=config.split, options=options, restart=restart,
                          max_count=config.max_count)

@@ -102,4 +102,3 @@ class LabelConfig:
     itn: ItnConfig = field(default_factory=ItnConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    sources_per_wave: int = 16  # sources per Beam run: a kill loses at most one wave

@@ -22,10 +22,15 @@ listing's refusals ``external_link``, ``broken_link``, ``duplicate_link``, ``not
 
 Every source is named by the path the user gave (made absolute, links not resolved), so a link
 is reported under its own name, never its target's.
+
+Inputs may also live on an object store or any fsspec URL (``s3://bucket/in``: a folder or a
+JSONL list there, or JSONL rows whose ``uri`` is such a URL); those files are read through
+fsspec with the store's standard credentials (``AWS_ENDPOINT_URL``, ...).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -40,6 +45,7 @@ import numpy as np
 
 from funfactory.errors import FunfactoryError
 from funfactory.pipelines.label.config import IngestConfig
+from funfactory.shards import storage
 from funfactory.shards.keys import source_id
 
 SAMPLE_RATE = 16000
@@ -155,6 +161,8 @@ def _lhotse_language(language: str) -> str:
 
 def list_sources(location: str | Path, cfg: IngestConfig) -> list[Source]:
     """Every source of ``location`` (module docstring), sorted by id, ids unique."""
+    if not storage.is_local(location):
+        return _unique(_remote_sources(str(location), cfg))
     from funfactory.pipelines.label import manifests
 
     location = Path(location)
@@ -184,6 +192,10 @@ def list_sources(location: str | Path, cfg: IngestConfig) -> list[Source]:
     else:
         raise FunfactoryError(f"ingest.format {fmt!r}: use auto, folder, jsonl, lhotse, kaldi, "
                               "nemo or funasr")
+    return _unique(sources)
+
+
+def _unique(sources: list[Source]) -> list[Source]:
     by_id: dict[str, Source] = {}
     for s in sources:
         by_id.setdefault(s.id, s)
@@ -259,6 +271,44 @@ def list_folder(root: Path, cfg: IngestConfig) -> list[Source]:
     return sources + refused
 
 
+def _remote_source(uri: str, cfg: IngestConfig, row: dict | None = None) -> Source:
+    row = row or {}
+    utterances = tuple((float(u["start"]), float(u["end"]), str(u.get("text", "")))
+                       for u in row.get("utterances") or ())
+    return Source(id=source_id(uri), uri=uri, path="",
+                  language=row.get("language") or cfg.language,
+                  published_at=row.get("published_at") or cfg.published_at or None,
+                  reference=row.get("text"), utterances=utterances)
+
+
+def _remote_sources(location: str, cfg: IngestConfig) -> list[Source]:
+    """Sources of a folder or JSONL list on an object store (any fsspec URL): audio files by
+    extension under the folder, or the list's rows with URLs (relative ones resolved against the
+    list's folder)."""
+    location = storage.url_of(location)
+    if location.endswith((".jsonl", ".json")) and cfg.format in ("auto", "jsonl"):
+        sources = []
+        base = location.rsplit("/", 1)[0]
+        for n, line in enumerate(storage.read_bytes(location).decode("utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            uri = row.get("uri") or row.get("path") if isinstance(row, dict) else None
+            if not isinstance(uri, str):
+                raise FunfactoryError(f"{location}:{n}: each line must be a JSON object with "
+                                      "'uri' or 'path'")
+            sources.append(_remote_source(uri if "://" in uri else storage.join(base, uri), cfg,
+                                          row))
+        return sources
+    if cfg.format not in ("auto", "folder") or not storage.is_dir(location):
+        raise FunfactoryError(f"input {location}: not a folder or .jsonl list on that store (a "
+                              "lhotse manifest must be local); check the URL and the store's "
+                              "credentials (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)")
+    extensions = {"." + e.lower().lstrip(".") for e in cfg.extensions}
+    return [_remote_source(url, cfg) for url in storage.glob(storage.join(location, "**"))
+            if "." + url.rsplit(".", 1)[-1].lower() in extensions]
+
+
 def _looks_lhotse(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8") as f:
@@ -315,8 +365,7 @@ def open_info(source: Source):
     if source.refused:
         raise IngestError(*source.refused)
     if not source.path:
-        raise IngestError("unsupported_uri", f"{source.uri}: only local files (file:// or paths) "
-                                             "are ingested")
+        return _open_remote_info(source)
     path = Path(source.path)
     if not path.is_file():
         raise IngestError("missing_file", f"{path} does not exist")
@@ -335,6 +384,43 @@ def open_info(source: Source):
     return info.samplerate, info.channels, info.frames
 
 
+def _open_remote_info(source: Source):
+    import soundfile as sf
+    try:
+        if not storage.exists(source.uri):
+            raise IngestError("missing_file", f"{source.uri} does not exist")
+        if storage.size(source.uri) == 0:
+            raise IngestError("empty_file", f"{source.uri} has zero bytes")
+        with storage.open_read(source.uri) as f:
+            head = f.read(12)
+            f.seek(0)
+            try:
+                info = sf.info(f)
+            except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+                if _has_signature(head):
+                    raise IngestError("corrupt_file", f"{source.uri}: libsndfile cannot open it "
+                                                      f"({e})") from None
+                raise IngestError("not_audio", f"{source.uri}: no audio signature (starts "
+                                               f"{head[:8]!r})") from None
+    except IngestError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any store's client error becomes a rejects row
+        raise IngestError("unsupported_uri", f"{source.uri}: cannot read it through fsspec "
+                                             f"({type(e).__name__}: {e})") from None
+    if info.frames == 0:
+        raise IngestError("no_audio", f"{source.uri}: the file holds zero audio frames")
+    return info.samplerate, info.channels, info.frames
+
+
+def _open_audio(source: Source):
+    """A soundfile reader on the source: a local path, or a seekable fsspec file."""
+    import soundfile as sf
+    if source.path:
+        return contextlib.nullcontext(), sf.SoundFile(source.path)
+    handle = storage.open_read(source.uri)
+    return handle, sf.SoundFile(handle)
+
+
 def stream_audio(source: Source, window_seconds: float = 30.0) -> Iterator[Window]:
     """16 kHz mono windows of ``source`` in order (module docstring)."""
     import soundfile as sf
@@ -347,10 +433,11 @@ def stream_audio(source: Source, window_seconds: float = 30.0) -> Iterator[Windo
     block = max(1, int(window_seconds * rate))
     resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") \
         if rate != SAMPLE_RATE else None
-    shortfall = wav_shortfall(source.path)
+    shortfall = wav_shortfall(source.path) if source.path else None
     emitted = 0
     position = start
-    with sf.SoundFile(source.path) as f:
+    handle, reader = _open_audio(source)
+    with handle, reader as f:
         if start:
             f.seek(start)
         while position < stop:

@@ -28,9 +28,9 @@ class ApplyItn(beam.DoFn):
             return
         started = time.perf_counter()
         raw = canonical_characters(p["label_text"])
-        p["raw_text"] = raw
-        p["text"] = normalize_label(raw, p["language"] or None) if self.cfg.enabled else raw
-        p["labels"]["itn"] = bool(self.cfg.enabled)
-        p["stage_seconds"]["itn"] = time.perf_counter() - started
+        text = normalize_label(raw, p["language"] or None) if self.cfg.enabled else raw
+        out = {**p, "raw_text": raw, "text": text,
+               "labels": {**p["labels"], "itn": bool(self.cfg.enabled)},
+               "stage_seconds": {**p["stage_seconds"], "itn": time.perf_counter() - started}}
         beam.metrics.Metrics.counter("itn", "kept").inc()
-        yield item
+        yield unit, kind, out

@@ -12,8 +12,8 @@ system's error rate is above ``reference.max_error``, or that no system answered
 kept silently: the segment goes to the rejects table as ``reference_unsupported`` (stage
 ``reference``) with the transcript and the closest hypothesis in its detail, for review.
 
-Which segments take this path is :func:`by_reference`'s choice (a ``beam.Partition`` function):
-those with a reference, when the job was asked to use references as labels
+:class:`VoteOrCheckReference` routes each segment: those with a reference take this path, when
+the job was asked to use references as labels
 (``reference.as_label``: ``toolkit`` for inputs read from Kaldi, NeMo or Fun-ASR data, ``always``,
 or ``never``, which keeps the vote and stores the transcript only as ``reference``).
 """
@@ -31,10 +31,10 @@ from funfactory.pipelines.label.config import ReferenceConfig
 AS_LABEL = ("toolkit", "always", "never")
 
 
-def by_reference(item, partitions: int) -> int:
-    """1 for a segment that carries a reference, 0 for everything else (vote path)."""
+def has_reference(item) -> bool:
+    """Whether ``item`` is a segment that carries a human transcript."""
     unit, kind, payload = item
-    return int(kind == "segment" and payload.get("reference") is not None)
+    return kind == "segment" and payload.get("reference") is not None
 
 
 def agreement_with_reference(reference: str, hypotheses: dict[str, str],
@@ -81,3 +81,22 @@ class CheckReference(beam.DoFn):
             return
         beam.metrics.Metrics.counter("reference", "kept").inc()
         yield item
+
+
+class VoteOrCheckReference(beam.DoFn):
+    """Segments with a human transcript take :class:`CheckReference`, everything else the vote."""
+
+    def __init__(self, vote: beam.DoFn, check: CheckReference):
+        self.vote, self.check = vote, check
+
+    def setup(self):
+        self.vote.setup()
+        self.check.setup()
+
+    def teardown(self):
+        self.vote.teardown()
+        self.check.teardown()
+
+    def process(self, item):
+        step = self.check if has_reference(item) else self.vote
+        yield from step.process(item) or ()

@@ -7,34 +7,46 @@ label figures in ``extra``:
   time spent outside model inference (decode, resample, segmentation, vote, ITN, filters,
   writing);
 - ``beam_counters``: Beam metrics counters (kept/dropped per step) where the runner reports them.
+
+The label figures are read from the job's shards (the JSON members, by the index's offsets), so
+they cover work finished before a resume. The rejects table is the executor's
+``label-rejects.parquet``; its reasons by stage: ``ingest`` (missing_file, empty_file, not_audio,
+corrupt_file, no_audio, decode_error, unsupported_uri), ``vad`` (no_speech for a whole file,
+too_short for a segment), ``vote`` (too_few_hypotheses, empty_text, low_agreement), ``filter``
+(empty_text, duration, language_mismatch, hallucination_phrase, repetition, chars_per_second).
 """
 
 from __future__ import annotations
 
 import json
-import tarfile
 from collections import Counter, defaultdict
-from pathlib import Path
+from itertools import groupby
+
+import pyarrow.parquet as pq
 
 from funfactory.pipelines.common.report import RunReport
-from funfactory.pipelines.common.units import PARTS
+from funfactory.shards import storage
+from funfactory.shards.index import index_path
 
 
-def _sample_labels(work_dir: Path, manifests: list[dict]):
-    for m in manifests:
-        if not m["samples"]:
-            continue
-        with tarfile.open(work_dir / PARTS / f"{m['unit']}.tar") as tar:
-            for member in tar.getmembers():
-                if member.name.endswith(".json"):
-                    yield json.loads(tar.extractfile(member).read())["labels"]
+def _sample_labels(out_dir, dataset: str, split: str):
+    location = index_path(out_dir, dataset, split)
+    if not storage.exists(location):
+        return
+    with storage.open_read(location) as f:
+        rows = pq.read_table(f, columns=["shard", "json_offset", "json_size"]).to_pylist()
+    for shard, members in groupby(rows, key=lambda r: r["shard"]):
+        with storage.open_read(storage.join(out_dir, shard)) as tar:
+            for row in members:
+                tar.seek(row["json_offset"])
+                yield json.loads(tar.read(row["json_size"]))["labels"]
 
 
-def label_report(work_dir: str | Path, manifests: list[dict], wall_seconds: float, shards: int,
-                 beam_counters: dict | None = None) -> RunReport:
+def label_report(out_dir, dataset: str, split: str, manifests: list[dict], wall_seconds: float,
+                 shards: int, beam_counters: dict | None = None) -> RunReport:
     chosen: Counter = Counter()
     agreement: dict[str, list[float]] = defaultdict(list)
-    for labels in _sample_labels(Path(work_dir), manifests):
+    for labels in _sample_labels(out_dir, dataset, split):
         chosen[labels.get("chosen")] += 1
         figures = labels.get("agreement") or {}
         metric = figures.get("metric")

@@ -1,10 +1,8 @@
-"""From labelled segments to shards: sample JSON, then the shared deterministic sink.
-
-:class:`ToSample` turns a segment that passed every step into ``("sample", (meta, audio,
-stage_seconds))`` for :class:`funfactory.pipelines.common.units.WriteUnits`; the meta is a
-schema-v1 sample (``task: asr``) with every hypothesis in ``labels``, the source offset and the
-config hash in ``lineage``. :func:`write_shards` packs the completed units with
-:func:`funfactory.pipelines.common.sink.pack_shards`.
+"""From labelled segments to samples: :class:`ToSample` turns a segment that passed every step
+into ``("sample", (meta, audio, stage_seconds))`` for the executor's
+:class:`funfactory.pipelines.common.units.CommitUnit`; the meta is a schema-v1 sample (``task:
+asr``) with every hypothesis in ``labels``, the source offset and the config hash in
+``lineage``.
 """
 
 from __future__ import annotations
@@ -12,8 +10,6 @@ from __future__ import annotations
 import apache_beam as beam
 
 from funfactory import __version__
-from funfactory.pipelines.common.sink import pack_shards
-from funfactory.pipelines.label.config import LabelConfig
 from funfactory.shards.schema import new_meta
 
 PIPELINE = "label"
@@ -43,8 +39,3 @@ class ToSample(beam.DoFn):
         yield unit, "sample", (sample_meta(unit, p, self.config_sha256), p["audio"],
                                p["stage_seconds"])
 
-
-def write_shards(cfg: LabelConfig, work_dir, out_dir, units, options=None) -> list[str]:
-    return pack_shards(work_dir, out_dir, cfg.output.dataset, cfg.output.split,
-                       max_count=cfg.output.max_count, max_bytes=cfg.output.max_bytes,
-                       options=options, units=units)

@@ -11,7 +11,6 @@ class RLDataConfig:
     dataset: str = "rl"
     split: str = "train"
     max_count: int = 1000
-    units_per_wave: int = 8
     #: hard cases: the external systems agree (every pairwise error rate below this) ...
     agreement_max: float = 0.05
     #: ... while the current model's error rate against the label is above this

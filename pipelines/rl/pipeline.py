@@ -27,12 +27,12 @@ import apache_beam as beam
 from funfactory import __version__
 from funfactory.config import config_sha256
 from funfactory.errors import FunfactoryError
-from funfactory.pipelines.common.atomic import write_bytes_atomic, write_json_atomic
-from funfactory.pipelines.common.runner import beam_options
+from funfactory.pipelines.common.runner import beam_options, run_and_wait
 from funfactory.pipelines.rl.config import RLDataConfig
 from funfactory.pipelines.rl.select import Classification, classify, select
+from funfactory.shards import storage
 
-CLASSES_DIR = Path("_rl") / "classes"
+CLASSES_DIR = "_rl/classes"
 
 
 class ClassifyShard(beam.DoFn):
@@ -69,10 +69,7 @@ class ClassifyShard(beam.DoFn):
         from funfactory.shards.reader import ShardReader
 
         unit, url = element
-        target = Path(self.classes_dir) / f"{unit}.jsonl"
-        if target.is_file():
-            yield unit, sum(1 for _ in target.open(encoding="utf-8"))
-            return
+        target = storage.join(self.classes_dir, f"{unit}.jsonl")
         started = time.perf_counter()
         samples = list(ShardReader(url))
         lines = []
@@ -81,20 +78,20 @@ class ClassifyShard(beam.DoFn):
             beam.metrics.Metrics.counter("rl", f"candidates_{c.subset}").inc()
             lines.append(json.dumps({"key": c.key, "subset": c.subset, "qualifies": c.qualifies,
                                      "figures": c.figures}, ensure_ascii=False))
-        write_bytes_atomic(target, "".join(line + "\n" for line in lines).encode("utf-8"))
+        storage.write_bytes(target, "".join(line + "\n" for line in lines).encode("utf-8"))
         beam.metrics.Metrics.distribution("rl", "classify_ms").update(
             int(1000 * (time.perf_counter() - started)))
         yield unit, len(lines)
 
 
-def read_classifications(classes_dir: Path, units: list[str]) -> list[Classification]:
+def read_classifications(classes_dir, units: list[str]) -> list[Classification]:
     out = []
     for unit in units:
-        path = classes_dir / f"{unit}.jsonl"
-        if not path.is_file():
+        path = storage.join(classes_dir, f"{unit}.jsonl")
+        if not storage.exists(path):
             raise FunfactoryError(f"input shard unit {unit} has no classification at {path}: "
                                   "rerun the pipeline to finish the classify pass")
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in storage.read_bytes(path).decode("utf-8").splitlines():
             row = json.loads(line)
             out.append(Classification(row["key"], row["subset"], row["qualifies"], row["figures"]))
     return out
@@ -134,8 +131,8 @@ def run_rl_data(inputs, out_dir: str | Path, config: RLDataConfig | None = None,
                 echo=print):
     """Build the RL set from the shards at `inputs` into `out_dir`; returns the shardwise result
     with `summary` = the selection counts."""
-    from funfactory.pipelines.augment.shardwise import (REPORT_DIR, DeriveUnits, run_shardwise,
-                                                        unit_id)
+    from funfactory.pipelines.augment.shardwise import DeriveUnits, run_shardwise, unit_id
+    from funfactory.pipelines.common.executor import REPORT_DIR
     from funfactory.shards.reader import expand_urls
 
     config = config or RLDataConfig()
@@ -144,23 +141,23 @@ def run_rl_data(inputs, out_dir: str | Path, config: RLDataConfig | None = None,
     urls = expand_urls(inputs)
     if not urls:
         raise FunfactoryError(f"no input shards at {inputs}")
-    out = Path(out_dir)
-    classes_dir = out / CLASSES_DIR
-    if restart and classes_dir.exists():
-        import shutil
-
-        shutil.rmtree(classes_dir)
-    classes_dir.mkdir(parents=True, exist_ok=True)
+    out = storage.url_of(out_dir)
+    classes_dir = storage.join(out, CLASSES_DIR)
+    if restart:
+        storage.remove_tree(classes_dir)
+    storage.makedirs(classes_dir)
     units = {unit_id(u): u for u in urls}
-    todo = [(uid, url) for uid, url in sorted(units.items())
-            if not (classes_dir / f"{uid}.jsonl").is_file()]
+    done = {storage.name_of(p).removesuffix(".jsonl")
+            for p in storage.glob(storage.join(classes_dir, "*.jsonl"))}
+    todo = [(uid, url) for uid, url in sorted(units.items()) if uid not in done]
     echo(f"[rl] classify: {len(units)} input shards, {len(units) - len(todo)} already done")
-    wave = max(1, config.units_per_wave)
-    for start in range(0, len(todo), wave):
-        with beam.Pipeline(options=options or beam_options()) as p:
-            _ = (p | "InputShards" >> beam.Create(todo[start:start + wave])
-                   | "Classify" >> beam.ParDo(ClassifyShard(config, str(classes_dir),
-                                                            str(model_dir) if model_dir else None)))
+    if todo:
+        p = beam.Pipeline(options=options or beam_options())
+        _ = (p | "InputShards" >> beam.Create(todo, reshuffle=False)
+               | "Spread" >> beam.Reshuffle()
+               | "Classify" >> beam.ParDo(ClassifyShard(config, classes_dir,
+                                                        str(model_dir) if model_dir else None)))
+        run_and_wait(p)
     classes = read_classifications(classes_dir, sorted(units))
     kept, summary = select(classes, config)
     digest = hashlib.sha256(json.dumps(sorted(kept), ensure_ascii=False).encode()).hexdigest()
@@ -169,11 +166,10 @@ def run_rl_data(inputs, out_dir: str | Path, config: RLDataConfig | None = None,
                       sha)
     fn = DeriveUnits("rl", lambda: tagger, _row_of)
     result = run_shardwise("rl", urls, out, fn, dataset=config.dataset, split=config.split,
-                           max_count=config.max_count, config_sha256=sha,
-                           units_per_wave=config.units_per_wave, options=options,
+                           max_count=config.max_count, config_sha256=sha, options=options,
                            restart=restart, echo=echo)
     summary["samples"] = len(result.rows)
-    write_json_atomic(out / REPORT_DIR / "rl-selection.json", summary)
+    storage.write_json(storage.join(out, REPORT_DIR, "rl-selection.json"), summary)
     echo(f"[rl] candidates {summary['candidates']}; kept {summary['kept']}"
          + (f"; no samples for {summary['missing_subsets']}" if summary["missing_subsets"] else ""))
     result.summary = summary

@@ -17,5 +17,3 @@ class StreamingConfig:
     #: reject an utterance when the aligner matched fewer of its label tokens than this
     min_match_rate: float = 0.6
     max_count: int = 1000
-    #: input shards per Beam pipeline run (a killed job redoes at most one wave)
-    units_per_wave: int = 8

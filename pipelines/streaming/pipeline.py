@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from funfactory.config import config_sha256, dump_config
@@ -26,7 +25,9 @@ def run_streaming(inputs, out_dir: str | Path, config: StreamingConfig, options=
                   restart: bool = False, echo=print):
     """Write chunked prefixes of every labelled utterance at `inputs` into `out_dir`; returns a
     `ShardwiseResult` (its `summary` counts prefixes)."""
-    from funfactory.pipelines.augment.shardwise import REPORT_DIR, run_shardwise
+    from funfactory.pipelines.augment.shardwise import run_shardwise
+    from funfactory.pipelines.common.executor import REPORT_DIR
+    from funfactory.shards import storage
     from funfactory.pipelines.streaming.transforms import streaming_units_fn
     from funfactory.shards.reader import expand_urls
 
@@ -36,16 +37,15 @@ def run_streaming(inputs, out_dir: str | Path, config: StreamingConfig, options=
     if "*" not in config.aligners:
         raise FunfactoryError("streaming aligners need a '*' fallback entry, e.g. "
                               "aligners: {en: whisper-tiny-en, '*': whisper-base}")
-    out = Path(out_dir)
+    out = storage.url_of(out_dir)
     sha = config_sha256(config)
     result = run_shardwise("streaming", urls, out, streaming_units_fn(config, sha),
                            dataset=config.dataset, split=config.split,
                            max_count=config.max_count, config_sha256=sha,
-                           units_per_wave=config.units_per_wave, options=options,
-                           restart=restart, echo=echo)
+                           options=options, restart=restart, echo=echo)
     result.summary = summarize(result.rows)
-    reports = out / REPORT_DIR
-    (reports / "streaming-config.yaml").write_text(dump_config(config), encoding="utf-8")
-    (reports / "streaming-summary.json").write_text(json.dumps(result.summary, indent=2),
-                                                    encoding="utf-8")
+    reports = storage.join(out, REPORT_DIR)
+    storage.write_bytes(storage.join(reports, "streaming-config.yaml"),
+                        dump_config(config).encode("utf-8"))
+    storage.write_json(storage.join(reports, "streaming-summary.json"), result.summary)
     return result

@@ -66,6 +66,9 @@ class StreamSimulator:
                               "config_sha256": self.config_sha256,
                               "parent": meta.get("lineage")}
             out.append(Derived(new, audio[:prefix.visible_samples]))
+        if not out:
+            return [], [Rejected(key, "no_text_prefix",
+                                 f"none of {len(prefixes)} prefixes holds a word yet")]
         return out, []
 
 
