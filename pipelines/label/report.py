@@ -3,6 +3,12 @@ label figures in ``extra``:
 
 - ``chosen_by_system``: how often each system's hypothesis became the label;
 - ``mean_agreement``: mean pairwise error rate between systems over kept samples, per metric;
+- ``reliability``: per language, each system's error rate on this job estimated from agreement
+  alone (:func:`funfactory.pipelines.label.confidence.pairwise_reliability`, over every voted
+  segment: kept samples and vote rejects, whose evidence carries the hypotheses), next to the
+  mean of its per-segment estimates from its own scores;
+- ``estimated_wer``: per language, the mean estimated error of the kept labels and how many
+  were kept and rejected by the vote;
 - ``model_seconds`` (VAD model + ASR calls) and ``share_outside_model``: the fraction of stage
   time spent outside model inference (decode, resample, segmentation, vote, ITN, filters,
   writing);
@@ -18,6 +24,7 @@ from pathlib import Path
 
 from funfactory.pipelines.common.report import RunReport
 from funfactory.pipelines.common.units import PARTS
+from funfactory.pipelines.label.confidence import pairwise_reliability
 
 
 def _sample_labels(work_dir: Path, manifests: list[dict]):
@@ -27,7 +34,60 @@ def _sample_labels(work_dir: Path, manifests: list[dict]):
         with tarfile.open(work_dir / PARTS / f"{m['unit']}.tar") as tar:
             for member in tar.getmembers():
                 if member.name.endswith(".json"):
-                    yield json.loads(tar.extractfile(member).read())["labels"]
+                    meta = json.loads(tar.extractfile(member).read())
+                    yield {**meta["labels"], "language": meta["language"]}
+
+
+EVIDENCE = "evidence="
+
+
+def _voted_segments(work_dir: Path, manifests: list[dict]):
+    """(language, kept, {system: text}, {system: estimated error}) of every voted segment."""
+    for labels in _sample_labels(work_dir, manifests):
+        reliability = labels.get("reliability") or {}
+        texts = {s: v["text"] for s, v in labels.items() if s in reliability}
+        yield labels.get("language"), True, texts, {
+            s: v["estimated_error"] for s, v in reliability.items()}, labels.get("estimated_wer")
+    for m in manifests:
+        for row in m["rejects"]:
+            detail = row.get("detail") or ""
+            if row["stage"] != "vote" or EVIDENCE not in detail:
+                continue
+            try:
+                evidence = json.loads(detail.split(EVIDENCE, 1)[1])
+            except ValueError:
+                continue
+            systems = evidence["systems"]
+            yield evidence.get("language"), False, {s: v["text"] for s, v in systems.items()}, {
+                s: v["estimated_error"] for s, v in systems.items()}, evidence["estimated_wer"]
+
+
+def reliability_by_language(segments) -> tuple[dict, dict]:
+    """The report's ``reliability`` and ``estimated_wer`` figures (module docstring)."""
+    texts: dict[str, list[dict]] = defaultdict(list)
+    own: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    estimates: dict[str, dict] = defaultdict(lambda: {"kept": 0, "rejected": 0, "kept_sum": 0.0})
+    for language, kept, hypotheses, errors, estimated in segments:
+        language = language or "unknown"
+        texts[language].append(hypotheses)
+        for system, error in errors.items():
+            own[language][system].append(error)
+        figures = estimates[language]
+        figures["kept" if kept else "rejected"] += 1
+        if kept and estimated is not None:
+            figures["kept_sum"] += estimated
+    reliability = {}
+    for language in sorted(texts):
+        table = pairwise_reliability(texts[language], language)
+        for system, values in own[language].items():
+            table.setdefault(system, {"estimated_error": None, "segments": len(values)})
+            table[system]["mean_own_estimate"] = round(sum(values) / len(values), 4)
+        reliability[language] = dict(sorted(table.items()))
+    summary = {language: {"kept": f["kept"], "rejected_by_vote": f["rejected"],
+                          "mean_estimated_wer_kept": round(f["kept_sum"] / f["kept"], 4)
+                          if f["kept"] else None}
+               for language, f in sorted(estimates.items())}
+    return reliability, summary
 
 
 def label_report(work_dir: str | Path, manifests: list[dict], wall_seconds: float, shards: int,
@@ -40,6 +100,7 @@ def label_report(work_dir: str | Path, manifests: list[dict], wall_seconds: floa
         metric = figures.get("metric")
         if metric:
             agreement[metric].append(figures[f"mean_pairwise_{metric}"])
+    reliability, estimated = reliability_by_language(_voted_segments(Path(work_dir), manifests))
     report = RunReport.build("label", manifests, wall_seconds=wall_seconds, shards=shards)
     vad_model = sum(float(m["info"].get("vad_model_seconds", 0.0)) for m in manifests)
     model = vad_model + report.stage_seconds.get("asr", 0.0)
@@ -47,6 +108,7 @@ def label_report(work_dir: str | Path, manifests: list[dict], wall_seconds: floa
     report.extra = {
         "chosen_by_system": dict(sorted(chosen.items())),
         "mean_agreement": {k: round(sum(v) / len(v), 4) for k, v in sorted(agreement.items())},
+        "reliability": reliability, "estimated_wer": estimated,
         "model_seconds": round(model, 3), "vad_model_seconds": round(vad_model, 3),
         "stage_seconds_total": round(total, 3),
         "share_outside_model": round(1 - model / total, 4) if total else None,
