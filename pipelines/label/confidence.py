@@ -21,7 +21,8 @@ nothing else):
    for ``zh``, mixed error rate for ``zh-en``), from the chosen system's error, the
    weight-averaged disagreement with the other systems and the nearest other hypothesis; a
    logistic map followed by an isotonic map, so that over buckets the estimate matches the
-   measured error. A segment with one system gets the isotonic map of that system's own error.
+   measured error. A segment with one system gets its language's isotonic map of that system's
+   own error (fitted on every calibration hypothesis taken alone).
 
 Job-level reliability (:func:`pairwise_reliability`): over many segments of one language, each
 system's error rate from the mean pairwise disagreements alone, by least squares on
@@ -129,7 +130,7 @@ class ConfidenceModel:
     default_system_error: float
     label: Logistic
     label_isotonic: Isotonic
-    single_isotonic: Isotonic
+    single_isotonic: dict[str, Isotonic]  # by language; "" for any other language
     max_estimated_wer: float
     version: str
 
@@ -147,8 +148,8 @@ class ConfidenceModel:
                    label=Logistic.from_json(d["label"]),
                    label_isotonic=Isotonic(tuple(d["label_isotonic"]["x"]),
                                            tuple(d["label_isotonic"]["y"])),
-                   single_isotonic=Isotonic(tuple(d["single_isotonic"]["x"]),
-                                            tuple(d["single_isotonic"]["y"])),
+                   single_isotonic={language: Isotonic(tuple(m["x"]), tuple(m["y"]))
+                                    for language, m in d["single_isotonic"].items()},
                    max_estimated_wer=float(d["max_estimated_wer"]), version=str(d["version"]))
 
 
@@ -227,10 +228,11 @@ def label_features(choice: Choice) -> dict[str, float]:
     }
 
 
-def estimate(choice: Choice, model: ConfidenceModel) -> float:
+def estimate(choice: Choice, model: ConfidenceModel, language: str) -> float:
     """The chosen label's estimated error rate (layer 3)."""
     if len(choice.systems) == 1:
-        return model.single_isotonic(choice.errors[choice.chosen])
+        single = model.single_isotonic
+        return single.get(language, single[""])(choice.errors[choice.chosen])
     return model.label_isotonic(model.label(label_features(choice)))
 
 

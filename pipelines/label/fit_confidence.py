@@ -12,8 +12,9 @@ What is fitted (:mod:`funfactory.pipelines.label.confidence`):
   hypothesis' own evidence to its error rate (fractional targets: each segment is a positive
   example weighted by its error and a negative one weighted by the rest);
 - a logistic map from the label features to the chosen label's error, then an isotonic map on
-  its output (segments with two or more systems), and an isotonic map from the chosen system's
-  own error to the label's error (segments with one system);
+  its output (segments with two or more systems), and per language an isotonic map from a
+  system's own error to its measured error over every hypothesis taken alone (segments with one
+  system);
 - ``max_estimated_wer``: the largest threshold on a 0.01 grid at which the kept training labels
   are at most ``TARGET_KEPT_WER`` in error, pooled over languages and conditions.
 """
@@ -30,7 +31,7 @@ from funfactory.eval.scoring import score
 from funfactory.pipelines.label.calibration_set import HELD_OUT, calibration_set, plan_sha256
 from funfactory.pipelines.label.confidence import (FAMILY_FEATURES, LABEL_FEATURES, MODEL_PATH,
                                                    ConfidenceModel, choose, estimate, family,
-                                                   label_features, own_features)
+                                                   label_features, own_features, system_error)
 
 # pooled over the training segments; under the 5 % bar so that each SNR condition (12-16
 # segments a cell, too few to fit a threshold on one by one) and the held-out voices stay under it
@@ -90,10 +91,24 @@ def evaluate(records: list[dict], model: ConfidenceModel) -> list[dict]:
     for r in records:
         choice = choose(r["labels"], r["language"], r["duration"], model)
         out.append({
-            "record": r, "choice": choice, "estimated": estimate(choice, model),
+            "record": r, "choice": choice, "estimated": estimate(choice, model, r["language"]),
             "chosen_error": segment_error(r["reference"], r["labels"][choice.chosen]["text"],
                                           r["language"])})
     return out
+
+
+def single_isotonic(records: list[dict], model: ConfidenceModel) -> dict[str, dict]:
+    """Per language (and "" for all), the isotonic map from a system's own estimated error to its
+    measured error, over every hypothesis taken alone: what a one-system segment looks like."""
+    pairs: dict[str, list[tuple[float, float]]] = {"": []}
+    for r in records:
+        for system, label in r["labels"].items():
+            own = system_error(model, system, label, r["language"], r["duration"])
+            measured = segment_error(r["reference"], label["text"], r["language"])
+            pairs.setdefault(r["language"], []).append((own, measured))
+            pairs[""].append((own, measured))
+    return {language: fit_isotonic([p for p, _ in rows], [m for _, m in rows])
+            for language, rows in sorted(pairs.items())}
 
 
 def kept_error(evaluated: list[dict], threshold: float) -> tuple[float, int]:
@@ -125,18 +140,16 @@ def fit(records: list[dict]) -> dict:
              "label": {"features": list(LABEL_FEATURES), "mean": [0.0] * len(LABEL_FEATURES),
                        "scale": [1.0] * len(LABEL_FEATURES), "coef": [0.0] * len(LABEL_FEATURES),
                        "intercept": 0.0},
-             "label_isotonic": identity, "single_isotonic": identity, "max_estimated_wer": 1.0}
+             "label_isotonic": identity, "single_isotonic": {"": identity},
+             "max_estimated_wer": 1.0}
     evaluated = evaluate(train, ConfidenceModel.from_json(draft))
     multi = [e for e in evaluated if len(e["choice"].systems) > 1]
-    single = [e for e in evaluated if len(e["choice"].systems) == 1]
     draft["label"] = fit_logistic([label_features(e["choice"]) for e in multi],
                                   [e["chosen_error"] for e in multi], LABEL_FEATURES)
     model = ConfidenceModel.from_json(draft)
     draft["label_isotonic"] = fit_isotonic([model.label(label_features(e["choice"]))
                                             for e in multi], [e["chosen_error"] for e in multi])
-    draft["single_isotonic"] = fit_isotonic(
-        [e["choice"].errors[e["choice"].chosen] for e in single],
-        [e["chosen_error"] for e in single])
+    draft["single_isotonic"] = single_isotonic(train, model)
     model = ConfidenceModel.from_json(draft)
     evaluated = evaluate(train, model)
     grid = [round(t, 2) for t in np.arange(0.01, 0.51, 0.01)]

@@ -5,8 +5,8 @@ REJECTS_SCHEMA`).
 Reasons by stage: ``ingest`` (missing_file, empty_file, not_audio, corrupt_file, no_audio,
 decode_error, unsupported_uri), ``vad`` (no_speech for a whole file, too_short for a segment),
 ``vote`` (too_few_hypotheses, empty_text, repetition_loop, hallucination, low_likelihood,
-high_estimated_wer; the detail ends in ``evidence=`` and a JSON object), ``filter`` (empty_text, duration,
-language_mismatch, hallucination_phrase, repetition, chars_per_second).
+high_estimated_wer; the detail ends in ``evidence=`` and a JSON object), ``filter``
+(empty_text, duration, language_mismatch, hallucination_phrase, repetition, chars_per_second).
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteCon
         return Decision("", {}, None, "empty_text", "every system wrote nothing")
     choice = choose(answered, language, duration, model)
     chosen = choice.chosen
-    estimated = estimate(choice, model)
+    estimated = estimate(choice, model, language)
     out = {"chosen": chosen, "estimated_wer": round(estimated, 4),
            "reliability": {s: {"estimated_error": round(choice.errors[s], 4),
                                "weight": round(choice.weights[s], 4)} for s in choice.systems},
