@@ -16,7 +16,8 @@ What is fitted (:mod:`funfactory.pipelines.label.confidence`):
   system's own error to its measured error over every hypothesis taken alone (segments with one
   system);
 - ``max_estimated_wer``: the largest threshold on a 0.01 grid at which the kept training labels
-  are at most ``TARGET_KEPT_WER`` in error, pooled over languages and conditions.
+  are at most ``TARGET_KEPT_WER`` in error pooled over languages and conditions, and at most
+  ``LANGUAGE_KEPT_WER`` in each language.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from funfactory.pipelines.label.confidence import (FAMILY_FEATURES, LABEL_FEATUR
 # pooled over the training segments; under the 5 % bar so that each SNR condition (12-16
 # segments a cell, too few to fit a threshold on one by one) and the held-out voices stay under it
 TARGET_KEPT_WER = 0.03
+LANGUAGE_KEPT_WER = 0.05  # and no language's kept labels above the 5 % bar
 MIN_ROWS = 16
 VERSION = "1"
 
@@ -152,8 +154,12 @@ def fit(records: list[dict]) -> dict:
     draft["single_isotonic"] = single_isotonic(train, model)
     model = ConfidenceModel.from_json(draft)
     evaluated = evaluate(train, model)
+    by_language: dict[str, list[dict]] = {}
+    for e in evaluated:
+        by_language.setdefault(e["record"]["language"], []).append(e)
     grid = [round(t, 2) for t in np.arange(0.01, 0.51, 0.01)]
-    ok = [t for t in grid if kept_error(evaluated, t)[0] <= TARGET_KEPT_WER]
+    ok = [t for t in grid if kept_error(evaluated, t)[0] <= TARGET_KEPT_WER
+          and all(kept_error(part, t)[0] <= LANGUAGE_KEPT_WER for part in by_language.values())]
     draft["max_estimated_wer"] = max(ok) if ok else grid[0]
     model = ConfidenceModel.from_json(draft)
     draft["fitted_on"] = {
