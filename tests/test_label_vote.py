@@ -209,3 +209,21 @@ def test_three_system_vote_on_real_speech_is_batch_invariant(three_systems):
 
 def test_default_threshold_is_the_one_fitted_on_the_calibration_set():
     assert VoteConfig().max_estimated_wer == MODEL.max_estimated_wer
+
+
+def test_the_run_report_reads_the_hypotheses_back_from_vote_rejects(tmp_path):
+    from funfactory.pipelines.common.rejects import reject_row
+    from funfactory.pipelines.label.report import _voted_segments
+    labels = {"whisper-base": whisper("the meeting starts at nine", avg_logprob=-0.9),
+              "whisper-tiny-en": whisper("a heating star that night", avg_logprob=-1.1),
+              "pocketsphinx": sphinx("the eating stars", log_posterior=-40.0)}
+    decision = decide(labels, "en", 2.0, VoteConfig(), MODEL)
+    assert decision.reason == "high_estimated_wer"
+    row = reject_row(unit="u", key="u-seg00001", stage="vote", reason=decision.reason,
+                     detail=decision.detail)
+    [(language, kept, texts, errors, estimated)] = list(
+        _voted_segments(tmp_path, [{"samples": [], "rejects": [row]}]))
+    assert (language, kept) == ("en", False)
+    assert texts == {s: v["text"] for s, v in labels.items()}
+    assert estimated == pytest.approx(decision.estimated_wer, abs=1e-4)
+    assert set(errors) == set(labels)

@@ -179,8 +179,6 @@ def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteCon
     if cfg.method == "rover" and len(texts) > 2:
         text = out["rover"] = rover(texts, chosen, lang, choice.weights)
     decision = Decision(text, out, estimated)
-    evidence = _evidence(choice, texts, estimated, {s: _own_scores(answered[s]) for s in texts},
-                         language)
     loop = _loop(text, answered[chosen], lang, cfg)
     fault = ("repetition_loop", loop) if loop else None
     if fault is None and len(choice.systems) == 1:
@@ -189,6 +187,8 @@ def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteCon
         fault = "high_estimated_wer", (f"estimated {choice.metric} {estimated:.3f} > "
                                        f"vote.max_estimated_wer {cfg.max_estimated_wer}")
     if fault is not None:
+        evidence = _evidence(choice, texts, estimated,
+                             {s: _own_scores(answered[s]) for s in texts}, language)
         decision.reason = fault[0]
         decision.detail = f"{fault[1]}; chosen {chosen}: {text[:200]!r}; evidence={evidence}"
     return decision
