@@ -227,3 +227,19 @@ def test_the_run_report_reads_the_hypotheses_back_from_vote_rejects(tmp_path):
     assert texts == {s: v["text"] for s, v in labels.items()}
     assert estimated == pytest.approx(decision.estimated_wer, abs=1e-4)
     assert set(errors) == set(labels)
+
+
+def test_a_language_threshold_replaces_the_default_for_that_language_only():
+    labels = {"whisper-base": whisper("我们明天下午三点半开会讨论下个季度的预算。",
+                                      avg_logprob=-0.3, language="zh")}
+    strict = decide(labels, "zh", 4.0, VoteConfig(), MODEL)
+    assert strict.reason == "high_estimated_wer"
+    loose = VoteConfig(max_estimated_wer_by_language={"zh": 1.0})
+    assert decide(labels, "zh", 4.0, loose, MODEL).reason is None
+    english = {"whisper-base": whisper("a heating star that night", avg_logprob=-0.9),
+               "whisper-tiny-en": whisper("the meeting starts at nine", avg_logprob=-0.9)}
+    assert decide(english, "en", 2.0, loose, MODEL).reason == "high_estimated_wer"
+    from funfactory.errors import FunfactoryError
+    from funfactory.pipelines.label.vote import Vote
+    with pytest.raises(FunfactoryError, match="max_estimated_wer_by_language.zh"):
+        Vote(VoteConfig(max_estimated_wer_by_language={"zh": "high"}))

@@ -54,6 +54,9 @@ class VoteConfig:
     # default, fitted on the calibration set, keeps labels under 5 % error at every SNR there
     # (label_confidence.json: max_estimated_wer)
     max_estimated_wer: float = 0.12
+    # per-language thresholds that replace it, e.g. {zh: 0.3} to keep Whisper base's Chinese
+    # labels while no second Chinese system exists (a quality choice the user makes)
+    max_estimated_wer_by_language: dict = field(default_factory=dict)
     min_hypotheses: int = 1  # reject segments with fewer non-failed hypotheses
     confidence_model: str = ""  # a fitted label_confidence.json ("" = the shipped one)
     # the chosen hypothesis' own scores (Whisper's fallback rules), checked on every segment

@@ -12,7 +12,8 @@ log-odds), and the distances are the shared scoring normalisation's pairwise err
   medoid; its text is in the scoring form (lower case, no punctuation).
 
 The keep rule is a threshold on the chosen label's estimated error rate
-(``vote.max_estimated_wer``). Reasons, in the order checked: ``too_few_hypotheses``,
+(``vote.max_estimated_wer``, or the segment language's entry in
+``vote.max_estimated_wer_by_language``). Reasons, in the order checked: ``too_few_hypotheses``,
 ``empty_text``, ``repetition_loop`` (the chosen text loops: compression ratio or an n-gram
 repeat), and where one system alone covers the language ``hallucination`` (Whisper's no-speech
 rule) and ``low_likelihood``; then ``high_estimated_wer``. A reject's ``detail`` carries the
@@ -183,9 +184,13 @@ def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteCon
     fault = ("repetition_loop", loop) if loop else None
     if fault is None and len(choice.systems) == 1:
         fault = _single_system_fault(answered[chosen], cfg)
-    if fault is None and estimated > cfg.max_estimated_wer:
+    threshold, setting = cfg.max_estimated_wer, "vote.max_estimated_wer"
+    if language in cfg.max_estimated_wer_by_language:
+        threshold = cfg.max_estimated_wer_by_language[language]
+        setting = f"vote.max_estimated_wer_by_language.{language}"
+    if fault is None and estimated > threshold:
         fault = "high_estimated_wer", (f"estimated {choice.metric} {estimated:.3f} > "
-                                       f"vote.max_estimated_wer {cfg.max_estimated_wer}")
+                                       f"{setting} {threshold}")
     if fault is not None:
         evidence = _evidence(choice, texts, estimated,
                              {s: _own_scores(answered[s]) for s in texts}, language)
@@ -198,8 +203,13 @@ class Vote(beam.DoFn):
     def __init__(self, cfg: VoteConfig):
         if cfg.method not in METHODS:
             raise FunfactoryError(f"vote.method {cfg.method!r}: use one of {METHODS}")
-        if not 0.0 <= cfg.max_estimated_wer:
-            raise FunfactoryError(f"vote.max_estimated_wer {cfg.max_estimated_wer} must be >= 0")
+        thresholds = {"vote.max_estimated_wer": cfg.max_estimated_wer, **{
+            f"vote.max_estimated_wer_by_language.{k}": v
+            for k, v in cfg.max_estimated_wer_by_language.items()}}
+        for setting, value in thresholds.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise FunfactoryError(f"{setting} {value!r} must be a number >= 0 (an error "
+                                      "rate: 0.05 keeps labels estimated at 5 % or better)")
         self.cfg = cfg
 
     def setup(self):
