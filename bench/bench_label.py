@@ -74,7 +74,7 @@ def _pipeline(folder: Path, manifest: Path) -> tuple[list[dict], dict]:
     from funfactory.shards.reader import ShardReader
 
     # keep every voted segment so that the quality figures compare systems on the same set
-    cfg = load_config(LabelConfig, None, ["vote.max_disagreement=100"])
+    cfg = load_config(LabelConfig, None, ["vote.max_estimated_wer=100"])
     cpu0, wall0 = _cpu(), time.perf_counter()
     report = run_label(cfg, manifest, folder / "out", options=beam_options(), echo=lambda *_: None)
     cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0

@@ -16,6 +16,26 @@ def _image(run, relative: str | None, title: str) -> list[str]:
     return [f"![{title}](../{relative})", ""] if relative and (run.out / relative).exists() else []
 
 
+def _vote_table(quality: dict, votes: dict) -> list[str]:
+    """Yield of the estimated-error keep rule per language: kept of voted, the kept labels' mean
+    estimated error and their error measured against the known text."""
+    rows = []
+    for language, v in sorted(votes.items()):
+        voted = v["kept"] + v["rejected_by_vote"]
+        measured = quality.get(language, {}).get("vote (chosen)")
+        rows.append([language, f"{v['kept']} / {voted}",
+                     f"{100 * v['kept'] / voted:.0f} %" if voted else "",
+                     "" if v["mean_estimated_wer_kept"] is None
+                     else f"{100 * v['mean_estimated_wer_kept']:.1f} %",
+                     f"{100 * measured['rate']:.1f} %" if measured else ""])
+    if not rows:
+        return []
+    return ["Keep rule: a label is kept when its estimated error rate is at most "
+            "`vote.max_estimated_wer`.", ""] + _table(
+        ["language", "kept / voted", "yield", "estimated error (kept)",
+         "measured error (kept)"], rows)
+
+
 def _summaries(run) -> dict:
     return {r.name: r.summary for r in run.results}
 
@@ -45,6 +65,7 @@ def write_report(run, total: float) -> Path:
         rows = [[lang, system, q["metric"].upper(), f"{100 * q['rate']:.1f} %", q["segments"]]
                 for lang, systems in quality.items() for system, q in systems.items()]
         lines += _table(["language", "system", "metric", "error rate", "segments"], rows)
+        lines += _vote_table(quality, s["label"].get("vote_by_language") or {})
         lines += [f"Label chosen by system: {s['label'].get('chosen_by_system')}", ""]
         lines += _image(run, s["label"].get("png"), "label durations")
     if "augment" in s:

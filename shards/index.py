@@ -36,6 +36,7 @@ INDEX_SCHEMA = pa.schema([
     ("audio_sha256", pa.string()),
     ("source_id", pa.string()),
     ("published_at", pa.string()),
+    ("label_estimated_wer", pa.float64()),  # labels.estimated_wer; null where not pseudo-labelled
 ])
 
 

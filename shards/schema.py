@@ -41,6 +41,16 @@ LINEAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
+def label_estimated_wer(meta: dict) -> float | None:
+    """``labels.estimated_wer``: the label's estimated error rate, where pseudo-labelling set one
+    (also the index column ``label_estimated_wer``, so a trainer can filter or weight samples
+    without opening the tars); None when absent or not a number >= 0."""
+    value = (meta.get("labels") or {}).get("estimated_wer")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        return None
+    return float(value)
+
+
 class SchemaError(FunfactoryError):
     """A sample's JSON breaks the contract; the message lists every problem."""
 
@@ -90,6 +100,10 @@ def validate_meta(meta: Any) -> list[str]:
     published = meta["source"].get("published_at")
     if isinstance(published, str) and not DATE_PATTERN.match(published):
         problems.append(f"source.published_at: {published!r} is not an ISO date (YYYY-MM-DD)")
+    estimated = label_estimated_wer(meta)
+    if (meta["labels"] or {}).get("estimated_wer") is not None and estimated is None:
+        problems.append(f"labels.estimated_wer: {meta['labels']['estimated_wer']!r} must be a "
+                        "number >= 0 (the chosen label's estimated error rate)")
     return problems
 
 

@@ -23,7 +23,7 @@ from funfactory.shards import index as shard_index
 from funfactory.shards import storage
 from funfactory.shards.audio import encode_flac, sha256
 from funfactory.shards.keys import shard_name
-from funfactory.shards.schema import SAMPLE_RATE, SchemaError, check_meta
+from funfactory.shards.schema import SAMPLE_RATE, SchemaError, check_meta, label_estimated_wer
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ class ShardWriter:
             "duration": float(meta["duration"]), "language": meta["language"],
             "task": meta["task"], "text": meta["text"], "audio_sha256": sha256(flac),
             "source_id": meta["source"]["id"], "published_at": meta["source"]["published_at"],
+            "label_estimated_wer": label_estimated_wer(meta),
         })
 
     def _add(self, name: str, data: bytes) -> tuple[int, int]:

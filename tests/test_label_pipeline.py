@@ -218,8 +218,10 @@ def test_embedded_corpus_en_zh_and_code_switch(tmp_path):
     from funfactory.eval.scoring import score
     from funfactory.synth.corpus import default_corpus
     corpus = default_corpus("tiny")
-    report = run_label(load_config(LabelConfig), corpus.manifest_path, tmp_path / "out",
-                       options=beam_options())
+    # every voted segment is kept here (no estimated-error threshold): this test is about which
+    # systems cover which language; tests/test_label_vote.py covers the keep rule
+    cfg = load_config(LabelConfig, None, ["vote.max_estimated_wer=1.0"])
+    report = run_label(cfg, corpus.manifest_path, tmp_path / "out", options=beam_options())
     assert report.units == len(corpus.recordings()) and report.unaccounted == []
     metas = samples(tmp_path / "out")
     by_language: dict[str, list[dict]] = {}
@@ -234,5 +236,6 @@ def test_embedded_corpus_en_zh_and_code_switch(tmp_path):
     for meta in by_language["zh"] + by_language["zh-en"]:
         assert set(meta["labels"]) >= {"whisper-base", "chosen"}
         assert "whisper-tiny-en" not in meta["labels"] and meta["labels"]["agreement"] is None
+        assert 0.0 <= meta["labels"]["estimated_wer"] <= 1.0
     for meta in by_language["en"]:
         assert {"whisper-base", "whisper-tiny-en", "pocketsphinx"} <= set(meta["labels"])

@@ -15,6 +15,11 @@ Model folders:
   is built and once per process when it is used: a cache file damaged or swapped after assembly
   is rebuilt, and pieces that do not join into that file are refused.
 
+Every transcript's extras carry Whisper's own confidence figures, the ones its decoder uses for
+fallback: ``avg_logprob`` (mean token log-probability), ``no_speech_prob`` and
+``compression_ratio`` (text bytes over zlib-compressed bytes; above 2.4 the text repeats itself).
+Each clip is padded to 30 s on its own, so a clip's transcript does not depend on its batch.
+
 Whisper base writes Chinese in traditional characters; the shared normalisation
 (:mod:`funfactory.eval.textnorm`) converts to simplified, so hypotheses are kept as written.
 """
@@ -26,6 +31,7 @@ import importlib.util
 import json
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +129,12 @@ def _intact(path: Path) -> bool:
     return True
 
 
+def compression_ratio(text: str) -> float:
+    """Whisper's repetition figure: UTF-8 bytes of ``text`` over their zlib-compressed size."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
 def _whisper_language(language: str | None) -> str | None:
     """Whisper's language token for a hint: code-switched zh-en speech is decoded as zh."""
     if not language:
@@ -198,10 +210,12 @@ class FasterWhisperBackend(AsrBackend):
         for hint, result in zip(hints, results):
             tokenizer = tokenizers[hint]
             ids = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+            text = tokenizer.decode(ids).strip()
             out.append(Transcript(
-                text=tokenizer.decode(ids).strip(), language=hint,
+                text=text, language=hint,
                 extras={"avg_logprob": float(result.scores[0]),
-                        "no_speech_prob": float(result.no_speech_prob)}))
+                        "no_speech_prob": float(result.no_speech_prob),
+                        "compression_ratio": compression_ratio(text)}))
         return out
 
     def _transcribe_long(self, audio: np.ndarray, language: str | None,
@@ -218,7 +232,8 @@ class FasterWhisperBackend(AsrBackend):
         text = "".join(s.text for s in segments).strip()
         extras = {"avg_logprob": float(np.mean([s.avg_logprob for s in segments])) if segments
                   else 0.0,
-                  "no_speech_prob": float(max((s.no_speech_prob for s in segments), default=1.0))}
+                  "no_speech_prob": float(max((s.no_speech_prob for s in segments), default=1.0)),
+                  "compression_ratio": compression_ratio(text)}
         return Transcript(text=text, language=info.language, words=words, extras=extras)
 
 

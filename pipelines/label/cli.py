@@ -46,7 +46,7 @@ def _show_config(ns) -> int:
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="YAML file with LabelConfig fields")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. vote.max_disagreement=0.3 (repeatable)")
+                   help="override a config field, e.g. vote.max_estimated_wer=0.05 (repeatable)")
 
 
 def register(subparsers) -> None:

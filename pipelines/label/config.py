@@ -50,9 +50,22 @@ class AsrConfig:
 
 @dataclass
 class VoteConfig:
-    method: str = "medoid"  # medoid: the hypothesis closest to the others | rover
-    max_disagreement: float = 0.35  # reject when the mean pairwise error rate is above this
+    method: str = "medoid"  # medoid: reliability-weighted medoid | rover: weighted word vote
+    # reject when the chosen label's estimated error rate (WER/CER/MER) is above this; the
+    # default, fitted on the calibration set, keeps labels under 5 % error at every SNR there
+    # (label_confidence.json: max_estimated_wer)
+    max_estimated_wer: float = 0.12
+    # per-language thresholds that replace it, e.g. {zh: 0.3} to keep Whisper base's Chinese
+    # labels while no second Chinese system exists (a quality choice the user makes)
+    max_estimated_wer_by_language: dict = field(default_factory=dict)
     min_hypotheses: int = 1  # reject segments with fewer non-failed hypotheses
+    confidence_model: str = ""  # a fitted label_confidence.json ("" = the shipped one)
+    # the chosen hypothesis' own scores (Whisper's fallback rules), checked on every segment
+    max_compression_ratio: float = 2.4  # above: a repetition loop
+    max_repeats: int = 4  # an n-gram (n <= 4) repeated more often in a row: a loop
+    # checked where one system alone covers the language (nothing to vote against)
+    min_avg_logprob: float = -1.0  # below: low likelihood
+    max_no_speech_prob: float = 0.6  # above, with low likelihood: text made up over no speech
 
 
 @dataclass

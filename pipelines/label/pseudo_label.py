@@ -7,8 +7,13 @@ per worker process in ``setup()`` (cached per process, since some runners call `
 bundle), each batch is sorted by duration and handed to each backend in one
 ``transcribe_batch`` call. Segments without a language hint are first
 transcribed by the multilingual backends (Whisper base), whose detected language then decides
-which language-specific backends (tiny.en, pocketsphinx) also run. A backend that fails on a
-batch records ``{"error": ...}`` for those segments (counted as ``label/backend_errors``); the
+which language-specific backends (tiny.en, pocketsphinx) also run.
+
+A segment's hypotheses and scores do not depend on the batch it came in (a resumed job composes
+batches differently): Whisper pads every clip to its own 30 s window and decodes it
+independently, and pocketsphinx starts every clip from the same cepstral mean.
+
+A backend that fails on a batch records ``{"error": ...}`` for those segments (counted as ``label/backend_errors``); the
 vote step then has fewer hypotheses.
 
 Segment items gain ``labels`` (system -> hypothesis dict), ``language`` (hint, else detected)

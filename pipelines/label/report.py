@@ -3,6 +3,12 @@ label figures in ``extra``:
 
 - ``chosen_by_system``: how often each system's hypothesis became the label;
 - ``mean_agreement``: mean pairwise error rate between systems over kept samples, per metric;
+- ``reliability``: per language, each system's error rate on this job estimated from agreement
+  alone (:func:`funfactory.pipelines.label.confidence.pairwise_reliability`, over every voted
+  segment: kept samples and vote rejects, whose evidence carries the hypotheses), next to the
+  mean of its per-segment estimates from its own scores;
+- ``estimated_wer``: per language, the mean estimated error of the kept labels and how many
+  were kept and rejected by the vote;
 - ``model_seconds`` (VAD model + ASR calls) and ``share_outside_model``: the fraction of stage
   time spent outside model inference (decode, resample, segmentation, vote, ITN, filters,
   writing);
@@ -12,8 +18,11 @@ The label figures are read from the job's shards (the JSON members, by the index
 they cover work finished before a resume. The rejects table is the executor's
 ``label-rejects.parquet``; its reasons by stage: ``ingest`` (missing_file, empty_file, not_audio,
 corrupt_file, no_audio, decode_error, unsupported_uri), ``vad`` (no_speech for a whole file,
-too_short for a segment), ``vote`` (too_few_hypotheses, empty_text, low_agreement), ``filter``
-(empty_text, duration, language_mismatch, hallucination_phrase, repetition, chars_per_second).
+too_short for a segment), ``vote`` (too_few_hypotheses, empty_text, repetition_loop, hallucination, low_likelihood,
+high_estimated_wer; the detail ends in ``evidence=`` and a JSON object), ``filter``
+(empty_text, duration, language_mismatch, hallucination_phrase, repetition, chars_per_second);
+``reference`` (reference_unsupported); the folder listing's ``external_link``, ``broken_link``,
+``duplicate_link``, ``not_a_file``.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from itertools import groupby
 import pyarrow.parquet as pq
 
 from funfactory.pipelines.common.report import RunReport
+from funfactory.pipelines.label.confidence import pairwise_reliability
 from funfactory.shards import storage
 from funfactory.shards.index import index_path
 
@@ -39,7 +49,60 @@ def _sample_labels(out_dir, dataset: str, split: str):
         with storage.open_read(storage.join(out_dir, shard)) as tar:
             for row in members:
                 tar.seek(row["json_offset"])
-                yield json.loads(tar.read(row["json_size"]))["labels"]
+                meta = json.loads(tar.read(row["json_size"]))
+                yield {**meta["labels"], "language": meta["language"]}
+
+
+EVIDENCE = "evidence="
+
+
+def _voted_segments(out_dir, dataset: str, split: str, manifests: list[dict]):
+    """(language, kept, {system: text}, {system: estimated error}) of every voted segment."""
+    for labels in _sample_labels(out_dir, dataset, split):
+        reliability = labels.get("reliability") or {}
+        texts = {s: v["text"] for s, v in labels.items() if s in reliability}
+        yield labels.get("language"), True, texts, {
+            s: v["estimated_error"] for s, v in reliability.items()}, labels.get("estimated_wer")
+    for m in manifests:
+        for row in m["rejects"]:
+            detail = row.get("detail") or ""
+            if row["stage"] != "vote" or EVIDENCE not in detail:
+                continue
+            try:
+                evidence = json.loads(detail.split(EVIDENCE, 1)[1])
+            except ValueError:
+                continue
+            systems = evidence["systems"]
+            yield evidence.get("language"), False, {s: v["text"] for s, v in systems.items()}, {
+                s: v["estimated_error"] for s, v in systems.items()}, evidence["estimated_wer"]
+
+
+def reliability_by_language(segments) -> tuple[dict, dict]:
+    """The report's ``reliability`` and ``estimated_wer`` figures (module docstring)."""
+    texts: dict[str, list[dict]] = defaultdict(list)
+    own: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    estimates: dict[str, dict] = defaultdict(lambda: {"kept": 0, "rejected": 0, "kept_sum": 0.0})
+    for language, kept, hypotheses, errors, estimated in segments:
+        language = language or "unknown"
+        texts[language].append(hypotheses)
+        for system, error in errors.items():
+            own[language][system].append(error)
+        figures = estimates[language]
+        figures["kept" if kept else "rejected"] += 1
+        if kept and estimated is not None:
+            figures["kept_sum"] += estimated
+    reliability = {}
+    for language in sorted(texts):
+        table = pairwise_reliability(texts[language], language)
+        for system, values in own[language].items():
+            table.setdefault(system, {"estimated_error": None, "segments": len(values)})
+            table[system]["mean_own_estimate"] = round(sum(values) / len(values), 4)
+        reliability[language] = dict(sorted(table.items()))
+    summary = {language: {"kept": f["kept"], "rejected_by_vote": f["rejected"],
+                          "mean_estimated_wer_kept": round(f["kept_sum"] / f["kept"], 4)
+                          if f["kept"] else None}
+               for language, f in sorted(estimates.items())}
+    return reliability, summary
 
 
 def label_report(out_dir, dataset: str, split: str, manifests: list[dict], wall_seconds: float,
@@ -52,6 +115,8 @@ def label_report(out_dir, dataset: str, split: str, manifests: list[dict], wall_
         metric = figures.get("metric")
         if metric:
             agreement[metric].append(figures[f"mean_pairwise_{metric}"])
+    reliability, estimated = reliability_by_language(
+        _voted_segments(out_dir, dataset, split, manifests))
     report = RunReport.build("label", manifests, wall_seconds=wall_seconds, shards=shards)
     vad_model = sum(float(m["info"].get("vad_model_seconds", 0.0)) for m in manifests)
     model = vad_model + report.stage_seconds.get("asr", 0.0)
@@ -59,6 +124,7 @@ def label_report(out_dir, dataset: str, split: str, manifests: list[dict], wall_
     report.extra = {
         "chosen_by_system": dict(sorted(chosen.items())),
         "mean_agreement": {k: round(sum(v) / len(v), 4) for k, v in sorted(agreement.items())},
+        "reliability": reliability, "estimated_wer": estimated,
         "model_seconds": round(model, 3), "vad_model_seconds": round(vad_model, 3),
         "stage_seconds_total": round(total, 3),
         "share_outside_model": round(1 - model / total, 4) if total else None,

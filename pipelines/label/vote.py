@@ -1,75 +1,93 @@
-"""Label choice by agreement (Fun-ASR report sections 3.1 and 4.4.3).
+"""Label choice and keep decision by reliability-weighted agreement (Fun-ASR report sections 3.1
+and 4.4.3).
 
-For each segment, the hypotheses of every system that answered are compared pairwise with the
-shared scoring normalisation (:func:`funfactory.eval.scoring.pairwise_agreement`: WER for
+For each segment, every system that answered votes with its own reliability on that segment
+(:mod:`funfactory.pipelines.label.confidence`: its expected error from its own scores, as
+log-odds), and the distances are the shared scoring normalisation's pairwise error rates (WER for
 ``en``, CER for ``zh``, mixed error rate for ``zh-en`` and unknown). The label is
 
-- ``medoid`` (default): the hypothesis with the smallest mean distance to the others, as the
-  system wrote it (case and punctuation kept);
-- ``rover``: a word-level vote (:func:`rover`) over the hypotheses aligned to the medoid; its
-  text is in the scoring form (lower case, no punctuation), so it suits scoring-form training.
+- ``medoid`` (default): the reliability-weighted medoid, as the system wrote it (case and
+  punctuation kept); ties go to the more reliable system, never to configuration order;
+- ``rover``: a reliability-weighted word vote (:func:`rover`) over the hypotheses aligned to the
+  medoid; its text is in the scoring form (lower case, no punctuation).
 
-The segment is rejected when fewer than ``min_hypotheses`` systems answered
-(``too_few_hypotheses``), when every hypothesis is empty (``empty_text``), or when the mean
-pairwise error rate exceeds ``max_disagreement`` (``low_agreement``). ``labels`` keeps every
-hypothesis plus ``chosen`` and ``agreement`` (the metric, the mean, the matrix, the chosen
-system's mean distance). One hypothesis alone is kept with an agreement of null.
+The keep rule is a threshold on the chosen label's estimated error rate
+(``vote.max_estimated_wer``, or the segment language's entry in
+``vote.max_estimated_wer_by_language``). Reasons, in the order checked: ``too_few_hypotheses``,
+``empty_text``, ``repetition_loop`` (the chosen text loops: compression ratio or an n-gram
+repeat), and where one system alone covers the language ``hallucination`` (Whisper's no-speech
+rule) and ``low_likelihood``; then ``high_estimated_wer``. A reject's ``detail`` carries the
+estimate and the evidence (each system's estimated error, weight and text) after ``evidence=``.
+
+``labels`` keeps every hypothesis plus ``chosen``, ``estimated_wer``, ``reliability`` (each
+system's estimated error and weight on this segment) and ``agreement`` (the metric, the mean
+pairwise error, the chosen label's weighted disagreement, the matrix; null for one system).
+Every figure is a function of the segment's own hypotheses, so it does not depend on the batch
+or the job it was labelled in.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import apache_beam as beam
 import jiwer
 
 from funfactory.errors import FunfactoryError
-from funfactory.eval.scoring import pairwise_agreement
 from funfactory.eval.textnorm import scoring_tokens
 from funfactory.pipelines.common.rejects import reject_row
 from funfactory.pipelines.label.config import VoteConfig
+from funfactory.pipelines.label.confidence import (Choice, ConfidenceModel, choose, estimate,
+                                                   load_model)
+from funfactory.pipelines.label.filters import longest_repeat
 
 
-def rover(hypotheses: dict[str, str], pivot: str, language: str | None) -> str:
-    """Word-level majority vote over hypotheses aligned to the ``pivot`` system (ties: pivot).
+def rover(hypotheses: dict[str, str], pivot: str, language: str | None,
+          weights: dict[str, float] | None = None) -> str:
+    """Word-level weighted vote over hypotheses aligned to the ``pivot`` system (ties: pivot).
 
     Each other hypothesis is aligned to the pivot's tokens (jiwer); at each pivot position the
-    token written by most systems wins (a deletion votes for nothing); a token inserted after a
-    position is kept when a strict majority of systems inserted it.
+    token with the most weight wins (a deletion votes for nothing); a token inserted after a
+    position is kept when systems holding more than half the total weight inserted it. Without
+    ``weights`` every system weighs 1.
     """
+    weights = weights or {s: 1.0 for s in hypotheses}
     base = scoring_tokens(hypotheses[pivot], language)
-    votes = [Counter({token: 1}) for token in base]
+    votes = [Counter({token: weights[pivot]}) for token in base]
     inserts: list[Counter] = [Counter() for _ in range(len(base) + 1)]
-    others = [s for s in hypotheses if s != pivot]
+    others = sorted(s for s in hypotheses if s != pivot)
     for system in others:
+        w = weights[system]
         hyp = scoring_tokens(hypotheses[system], language)
         if not base or not hyp:
             for v in votes:
-                v[""] += 1
+                v[""] += w
             continue
         out = jiwer.process_words(" ".join(base), " ".join(hyp))
         for chunk in out.alignments[0]:
             if chunk.type in ("equal", "substitute"):
                 for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
-                    votes[chunk.ref_start_idx + k][hyp[chunk.hyp_start_idx + k]] += 1
+                    votes[chunk.ref_start_idx + k][hyp[chunk.hyp_start_idx + k]] += w
             elif chunk.type == "delete":
                 for k in range(chunk.ref_start_idx, chunk.ref_end_idx):
-                    votes[k][""] += 1
+                    votes[k][""] += w
             else:
                 inserts[chunk.ref_start_idx][" ".join(hyp[chunk.hyp_start_idx:
-                                                          chunk.hyp_end_idx])] += 1
-    systems = len(hypotheses)
+                                                          chunk.hyp_end_idx])] += w
+    total = sum(weights[s] for s in hypotheses)
     words: list[str] = []
     for position in range(len(base) + 1):
         if inserts[position]:
-            phrase, n = inserts[position].most_common(1)[0]
-            if n * 2 > systems:
+            phrase, n = max(inserts[position].items(), key=lambda kv: (kv[1], kv[0]))
+            if n * 2 > total:
                 words.append(phrase)
         if position < len(base):
             best = max(votes[position].values())
             winner = base[position] if votes[position][base[position]] == best else \
-                votes[position].most_common(1)[0][0]
+                max(votes[position].items(), key=lambda kv: (kv[1], kv[0]))[0]
             if winner:
                 words.append(winner)
     return " ".join(words)
@@ -78,22 +96,126 @@ def rover(hypotheses: dict[str, str], pivot: str, language: str | None) -> str:
 METHODS = ("medoid", "rover")
 
 
+@dataclass
+class Decision:
+    """The vote on one segment: the label, its figures, and the reject reason (None: kept)."""
+
+    text: str
+    labels: dict  # what the sample's ``labels`` gains: chosen, estimated_wer, reliability, ...
+    estimated_wer: float | None
+    reason: str | None = None
+    detail: str = ""
+
+
+def _evidence(choice: Choice, texts: dict[str, str], estimated: float | None,
+              scores: dict[str, dict], language: str) -> str:
+    return json.dumps({"language": language,
+                       "estimated_wer": None if estimated is None else round(estimated, 4),
+                       "chosen": choice.chosen, "metric": choice.metric,
+                       "systems": {s: {"estimated_error": round(choice.errors[s], 4),
+                                       "weight": round(choice.weights[s], 3),
+                                       **scores.get(s, {}), "text": texts[s][:160]}
+                                   for s in choice.systems}}, ensure_ascii=False)
+
+
+def _own_scores(label: dict) -> dict:
+    return {k: label[k] for k in ("avg_logprob", "no_speech_prob", "compression_ratio",
+                                  "log_posterior") if k in label}
+
+
+def _loop(text: str, label: dict, language: str | None, cfg: VoteConfig) -> str | None:
+    repeats, gram = longest_repeat(scoring_tokens(text, language))
+    if repeats > cfg.max_repeats:
+        return f"{gram!r} repeated {repeats} times in a row (vote.max_repeats {cfg.max_repeats})"
+    ratio = label.get("compression_ratio")
+    if ratio is not None and ratio > cfg.max_compression_ratio:
+        return (f"compression ratio {ratio:.2f} > vote.max_compression_ratio "
+                f"{cfg.max_compression_ratio}")
+    return None
+
+
+def _single_system_fault(label: dict, cfg: VoteConfig) -> tuple[str, str] | None:
+    logprob, no_speech = label.get("avg_logprob"), label.get("no_speech_prob")
+    if logprob is None:
+        return None
+    if no_speech is not None and no_speech > cfg.max_no_speech_prob and \
+            logprob < cfg.min_avg_logprob:
+        return "hallucination", (f"no-speech probability {no_speech:.2f} > "
+                                 f"vote.max_no_speech_prob {cfg.max_no_speech_prob} with average "
+                                 f"log-probability {logprob:.2f}: text over no speech")
+    if logprob < cfg.min_avg_logprob:
+        return "low_likelihood", (f"average log-probability {logprob:.2f} < "
+                                  f"vote.min_avg_logprob {cfg.min_avg_logprob}")
+    return None
+
+
+def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteConfig,
+           model: ConfidenceModel) -> Decision:
+    """Choose, estimate and keep or reject one segment (module docstring). ``labels`` maps each
+    system to its hypothesis dict (``text`` plus its own scores, or ``error``)."""
+    answered = {s: label for s, label in labels.items() if "error" not in label}
+    lang = language or None
+    if len(answered) < max(1, cfg.min_hypotheses):
+        return Decision("", {}, None, "too_few_hypotheses",
+                        f"{len(answered)} of {len(labels)} systems answered "
+                        f"(vote.min_hypotheses {cfg.min_hypotheses})")
+    texts = {s: label.get("text", "") for s, label in answered.items()}
+    if not any(scoring_tokens(text, lang) for text in texts.values()):
+        return Decision("", {}, None, "empty_text", "every system wrote nothing")
+    choice = choose(answered, language, duration, model)
+    chosen = choice.chosen
+    estimated = estimate(choice, model, language)
+    out = {"chosen": chosen, "estimated_wer": round(estimated, 4),
+           "reliability": {s: {"estimated_error": round(choice.errors[s], 4),
+                               "weight": round(choice.weights[s], 4)} for s in choice.systems},
+           "agreement": None}
+    if len(choice.systems) > 1:
+        out["agreement"] = {
+            "metric": choice.metric,
+            f"mean_pairwise_{choice.metric}": round(choice.mean_pairwise, 4),
+            "chosen_weighted_distance": round(choice.expected_loss[chosen], 4),
+            "systems": list(choice.systems),
+            "matrix": [[round(v, 4) for v in row] for row in choice.matrix]}
+    text = texts[chosen]
+    if cfg.method == "rover" and len(texts) > 2:
+        text = out["rover"] = rover(texts, chosen, lang, choice.weights)
+    decision = Decision(text, out, estimated)
+    loop = _loop(text, answered[chosen], lang, cfg)
+    fault = ("repetition_loop", loop) if loop else None
+    if fault is None and len(choice.systems) == 1:
+        fault = _single_system_fault(answered[chosen], cfg)
+    threshold, setting = cfg.max_estimated_wer, "vote.max_estimated_wer"
+    if language in cfg.max_estimated_wer_by_language:
+        threshold = cfg.max_estimated_wer_by_language[language]
+        setting = f"vote.max_estimated_wer_by_language.{language}"
+    if fault is None and estimated > threshold:
+        fault = "high_estimated_wer", (f"estimated {choice.metric} {estimated:.3f} > "
+                                       f"{setting} {threshold}")
+    if fault is not None:
+        evidence = _evidence(choice, texts, estimated,
+                             {s: _own_scores(answered[s]) for s in texts}, language)
+        decision.reason = fault[0]
+        decision.detail = f"{fault[1]}; chosen {chosen}: {text[:200]!r}; evidence={evidence}"
+    return decision
+
+
 class Vote(beam.DoFn):
     def __init__(self, cfg: VoteConfig):
         if cfg.method not in METHODS:
             raise FunfactoryError(f"vote.method {cfg.method!r}: use one of {METHODS}")
+        thresholds = {"vote.max_estimated_wer": cfg.max_estimated_wer, **{
+            f"vote.max_estimated_wer_by_language.{k}": v
+            for k, v in cfg.max_estimated_wer_by_language.items()}}
+        for setting, value in thresholds.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise FunfactoryError(f"{setting} {value!r} must be a number >= 0 (an error "
+                                      "rate: 0.05 keeps labels estimated at 5 % or better)")
         self.cfg = cfg
 
     def setup(self):
+        self.model = load_model(self.cfg.confidence_model)
         scoring_tokens("warm up the ITN grammars 1", "en")
         scoring_tokens("预热 一", "zh")
-
-    def _reject(self, unit, p, reason, detail):
-        beam.metrics.Metrics.counter("vote", "dropped").inc()
-        row = reject_row(unit=unit, key=p["key"], stage="vote", reason=reason, detail=detail,
-                         uri=p["uri"], offset=p["offset"], duration=p["duration"])
-        row["stage_seconds"] = p["stage_seconds"]
-        return unit, "reject", row
 
     def process(self, item):
         unit, kind, p = item
@@ -101,41 +223,17 @@ class Vote(beam.DoFn):
             yield item
             return
         started = time.perf_counter()
-        answered = {name: label["text"] for name, label in p["labels"].items()
-                    if "error" not in label}
-        language = p["language"] or None
-        if len(answered) < max(1, self.cfg.min_hypotheses):
-            yield self._reject(unit, p, "too_few_hypotheses",
-                               f"{len(answered)} of {len(p['labels'])} systems answered "
-                               f"(vote.min_hypotheses {self.cfg.min_hypotheses})")
-            return
-        if not any(scoring_tokens(text, language) for text in answered.values()):
-            yield self._reject(unit, p, "empty_text", "every system wrote nothing")
-            return
-        agreement = pairwise_agreement(answered, language=language)
-        chosen = agreement.most_agreed()
-        p["labels"]["chosen"] = chosen
-        if len(answered) > 1:
-            p["labels"]["agreement"] = {
-                "metric": agreement.metric, f"mean_pairwise_{agreement.metric}":
-                    round(agreement.mean, 4),
-                "chosen_mean_distance": round(agreement.mean_disagreement(chosen), 4),
-                "systems": list(agreement.systems),
-                "matrix": [[round(v, 4) for v in row] for row in agreement.matrix]}
-        else:
-            p["labels"]["agreement"] = None
-        if self.cfg.method == "rover" and len(answered) > 2:
-            p["label_text"] = rover(answered, chosen, language)
-            p["labels"]["rover"] = p["label_text"]
-        else:
-            p["label_text"] = answered[chosen]
+        decision = decide(p["labels"], p["language"], p["duration"], self.cfg, self.model)
+        p["labels"].update(decision.labels)
+        p["label_text"] = decision.text
         p["stage_seconds"]["vote"] = time.perf_counter() - started
-        if len(answered) > 1 and agreement.mean > self.cfg.max_disagreement:
-            yield self._reject(unit, p, "low_agreement",
-                               f"mean pairwise {agreement.metric} {agreement.mean:.3f} > "
-                               f"vote.max_disagreement {self.cfg.max_disagreement}; "
-                               f"chosen {chosen}: {answered[chosen][:200]!r}")
+        if decision.reason is None:
+            beam.metrics.Metrics.counter("vote", "kept").inc()
+            yield item
             return
-        beam.metrics.Metrics.counter("vote", "kept").inc()
-        yield item
-
+        beam.metrics.Metrics.counter("vote", "dropped").inc()
+        row = reject_row(unit=unit, key=p["key"], stage="vote", reason=decision.reason,
+                         detail=decision.detail, uri=p["uri"], offset=p["offset"],
+                         duration=p["duration"])
+        row["stage_seconds"] = p["stage_seconds"]
+        yield unit, "reject", row

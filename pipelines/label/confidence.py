@@ -1,0 +1,272 @@
+"""Label confidence without a reference: each system's error on a segment, the reliability-weighted
+label choice, and the chosen label's estimated error rate (Fun-ASR report sections 3.1 and 4.4.3).
+
+Three layers, each a small fitted map shipped in ``label_confidence.json`` (fitted on the
+project's calibration set by ``python -m funfactory.pipelines.label.fit_confidence``, and on
+nothing else):
+
+1. **System error** :func:`system_error`: each hypothesis' expected error rate from that system's
+   own scores and the text itself -- Whisper's average log-probability, no-speech probability and
+   compression ratio; pocketsphinx's lattice posterior per second and path score; and for every
+   system the speaking rate (tokens per second against the language's usual rate) and the
+   longest back-to-back n-gram repeat. A logistic map per system and language (falling back to
+   the system family, then to a constant for systems it never saw).
+2. **Weighted choice** :func:`choose`: each system votes with its log-odds of being right,
+   ``log((1 - e) / e)`` clipped to [``MIN_WEIGHT``, ``MAX_WEIGHT``], so a system that is mostly
+   wrong on a segment loses both its vote and its veto (confidence-weighted voting in the spirit
+   of ROVER's confidence scores). The label is the weighted medoid: the hypothesis with the
+   smallest weighted mean error against all hypotheses (its own counting as zero); exact ties go
+   to the heavier system, then to the system name -- never to configuration order.
+3. **Label error** :func:`estimate`: the chosen label's estimated error rate (WER for ``en``, CER
+   for ``zh``, mixed error rate for ``zh-en``), from its disagreement with the other systems
+   averaged by their weights and its disagreement with the nearest other hypothesis; a
+   logistic map followed by an isotonic map, so that over buckets the estimate matches the
+   measured error. A segment with one system gets its language's isotonic map of that system's
+   own error (fitted on every calibration hypothesis taken alone).
+
+Job-level reliability (:func:`pairwise_reliability`): over many segments of one language, each
+system's error rate from the mean pairwise disagreements alone, by least squares on
+``d(i, j) = e_i + e_j`` (the "three-cornered hat" of clock comparison; needs three or more
+systems; systems whose errors are correlated, such as two Whisper sizes, come out optimistic).
+The run report writes it per language.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from funfactory.errors import FunfactoryError
+from funfactory.eval.scoring import pairwise_agreement
+from funfactory.eval.textnorm import scoring_tokens
+from funfactory.pipelines.label.filters import longest_repeat
+
+MODEL_PATH = Path(__file__).with_name("label_confidence.json")
+MIN_WEIGHT, MAX_WEIGHT = 0.02, 6.0
+EPS = 1e-3
+# tokens per second of ordinary read speech (words for en; characters, or characters plus English
+# words, for zh and zh-en): the rate feature is the distance from these, in log units
+TYPICAL_RATE = {"en": 2.6, "zh": 4.5, "zh-en": 4.0}
+FAMILY_FEATURES = {
+    "whisper": ("avg_logprob", "no_speech_prob", "compression_ratio", "rate_deviation",
+                "repeats", "empty"),
+    "pocketsphinx": ("log_posterior_per_second", "score", "rate_deviation", "repeats", "empty"),
+    "text": ("rate_deviation", "repeats", "empty"),
+}
+# the label map reads agreement only: the systems' own scores enter through the weights. Own
+# scores shift between TTS and recorded speech (Whisper's log-probability is higher on clean TTS),
+# agreement between systems does not, and two systems agreeing word for word were right in 32 of
+# 33 calibration segments whatever their log-probability
+LABEL_FEATURES = ("weighted_disagreement", "nearest_disagreement")
+
+
+def family(label: dict) -> str:
+    """Which scores a hypothesis carries: Whisper's, pocketsphinx's, or only its text."""
+    if "avg_logprob" in label:
+        return "whisper"
+    if "log_posterior" in label:
+        return "pocketsphinx"
+    return "text"
+
+
+def logit(p: float) -> float:
+    p = min(max(p, EPS), 1 - EPS)
+    return math.log(p / (1 - p))
+
+
+def own_features(label: dict, language: str, duration: float) -> dict[str, float]:
+    """The evidence one hypothesis carries about itself (module docstring, layer 1)."""
+    tokens = scoring_tokens(label.get("text", ""), language or None)
+    seconds = max(duration, 0.5)
+    rate = len(tokens) / seconds
+    typical = TYPICAL_RATE.get(language or "en", TYPICAL_RATE["en"])
+    repeats, _ = longest_repeat(tokens)
+    return {
+        "avg_logprob": float(label.get("avg_logprob", 0.0)),
+        "no_speech_prob": float(label.get("no_speech_prob", 0.0)),
+        "compression_ratio": min(float(label.get("compression_ratio", 1.0)), 4.0),
+        "log_posterior_per_second": max(float(label.get("log_posterior", 0.0)) / seconds, -50.0),
+        "score": float(label.get("score", 0.0)),
+        "rate_deviation": abs(math.log((rate + 0.1) / typical)),
+        "repeats": math.log(max(repeats, 1)),
+        "empty": float(not tokens),
+    }
+
+
+@dataclass(frozen=True)
+class Logistic:
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def __call__(self, values: dict[str, float]) -> float:
+        x = [(values[f] - m) / s for f, m, s in zip(self.features, self.mean, self.scale)]
+        z = self.intercept + sum(c * v for c, v in zip(self.coef, x))
+        return 1 / (1 + math.exp(-max(min(z, 30.0), -30.0)))
+
+    @classmethod
+    def from_json(cls, d: dict) -> Logistic:
+        return cls(tuple(d["features"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]),
+                   float(d["intercept"]))
+
+
+@dataclass(frozen=True)
+class Isotonic:
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def __call__(self, value: float) -> float:
+        return float(np.interp(value, self.x, self.y))
+
+
+@dataclass(frozen=True)
+class ConfidenceModel:
+    """The fitted maps of ``label_confidence.json`` (module docstring)."""
+
+    systems: dict[str, Logistic]
+    default_system_error: float
+    label: Logistic
+    label_isotonic: Isotonic
+    single_isotonic: dict[str, Isotonic]  # by language; "" for any other language
+    max_estimated_wer: float
+    version: str
+
+    def system_model(self, system: str, label: dict, language: str) -> Logistic | None:
+        fam = family(label)
+        for key in (f"{system}/{language}", f"{fam}/{language}", fam):
+            if key in self.systems:
+                return self.systems[key]
+        return None
+
+    @classmethod
+    def from_json(cls, d: dict) -> ConfidenceModel:
+        return cls(systems={k: Logistic.from_json(v) for k, v in d["systems"].items()},
+                   default_system_error=float(d["default_system_error"]),
+                   label=Logistic.from_json(d["label"]),
+                   label_isotonic=Isotonic(tuple(d["label_isotonic"]["x"]),
+                                           tuple(d["label_isotonic"]["y"])),
+                   single_isotonic={language: Isotonic(tuple(m["x"]), tuple(m["y"]))
+                                    for language, m in d["single_isotonic"].items()},
+                   max_estimated_wer=float(d["max_estimated_wer"]), version=str(d["version"]))
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str = "") -> ConfidenceModel:
+    """The shipped model, or the one at ``path`` (``vote.confidence_model``)."""
+    where = Path(path) if path else MODEL_PATH
+    try:
+        return ConfidenceModel.from_json(json.loads(where.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise FunfactoryError(f"label confidence model {where} does not exist: fit one with "
+                              "`python -m funfactory.pipelines.label.fit_confidence`") from None
+    except (KeyError, ValueError, TypeError) as e:
+        raise FunfactoryError(f"label confidence model {where} is not a fitted model "
+                              f"({type(e).__name__}: {e}); refit it with "
+                              "`python -m funfactory.pipelines.label.fit_confidence`") from None
+
+
+def system_error(model: ConfidenceModel, system: str, label: dict, language: str,
+                 duration: float) -> float:
+    """Expected error rate of one system's hypothesis from its own evidence (layer 1)."""
+    fitted = model.system_model(system, label, language)
+    if fitted is None:
+        return model.default_system_error
+    return fitted(own_features(label, language, duration))
+
+
+def weight(error: float) -> float:
+    """A system's vote: its log-odds of being right, clipped (layer 2)."""
+    return min(max(-logit(error), MIN_WEIGHT), MAX_WEIGHT)
+
+
+@dataclass(frozen=True)
+class Choice:
+    chosen: str
+    systems: tuple[str, ...]
+    matrix: tuple[tuple[float, ...], ...]  # matrix[i][j]: error of hypothesis j against i
+    metric: str
+    errors: dict[str, float]  # each system's own estimated error
+    weights: dict[str, float]
+    expected_loss: dict[str, float]  # weighted mean error of each hypothesis against all
+
+    def distance(self, reference: str, hypothesis: str) -> float:
+        return self.matrix[self.systems.index(reference)][self.systems.index(hypothesis)]
+
+    @property
+    def mean_pairwise(self) -> float:
+        n = len(self.systems)
+        pairs = [self.matrix[i][j] for i in range(n) for j in range(n) if i != j]
+        return sum(pairs) / len(pairs) if pairs else 0.0
+
+
+def choose(hypotheses: dict[str, dict], language: str, duration: float,
+           model: ConfidenceModel) -> Choice:
+    """The reliability-weighted medoid over the hypotheses that answered (layer 2)."""
+    texts = {s: label.get("text", "") for s, label in sorted(hypotheses.items())}
+    errors = {s: system_error(model, s, hypotheses[s], language, duration) for s in texts}
+    weights = {s: weight(e) for s, e in errors.items()}
+    agreement = pairwise_agreement(texts, language=language or None)
+    systems = agreement.systems
+    total = sum(weights.values())
+    loss = {c: sum(weights[s] * agreement.matrix[systems.index(s)][systems.index(c)]
+                   for s in systems) / total for c in systems}
+    chosen = min(systems, key=lambda s: (round(loss[s], 9), -weights[s], s))
+    return Choice(chosen, systems, agreement.matrix, agreement.metric, errors, weights, loss)
+
+
+def label_features(choice: Choice) -> dict[str, float]:
+    others = [s for s in choice.systems if s != choice.chosen]
+    total = sum(choice.weights[s] for s in others)
+    return {
+        "weighted_disagreement": sum(choice.weights[s] * min(choice.distance(s, choice.chosen),
+                                                             1.5) for s in others) / total,
+        "nearest_disagreement": min(min(choice.distance(s, choice.chosen), 1.5) for s in others),
+    }
+
+
+def estimate(choice: Choice, model: ConfidenceModel, language: str) -> float:
+    """The chosen label's estimated error rate (layer 3)."""
+    if len(choice.systems) == 1:
+        single = model.single_isotonic
+        return single.get(language, single[""])(choice.errors[choice.chosen])
+    return model.label_isotonic(model.label(label_features(choice)))
+
+
+def pairwise_reliability(segments: list[dict[str, str]], language: str) -> dict[str, dict]:
+    """Each system's error rate on one language's segments, from agreement alone (module
+    docstring): ``{system: {"estimated_error": e, "segments": n}}``; ``estimated_error`` is None
+    where fewer than three systems overlap."""
+    sums: dict[tuple[str, str], list[float]] = {}
+    counts: dict[str, int] = {}
+    for texts in segments:
+        agreement = pairwise_agreement(texts, language=language or None)
+        for s in agreement.systems:
+            counts[s] = counts.get(s, 0) + 1
+        for i, a in enumerate(agreement.systems):
+            for j, b in enumerate(agreement.systems):
+                if i < j:
+                    d = 0.5 * (agreement.matrix[i][j] + agreement.matrix[j][i])
+                    sums.setdefault((a, b), []).append(min(d, 1.5))
+    systems = sorted(counts)
+    out = {s: {"estimated_error": None, "segments": counts[s]} for s in systems}
+    if len(systems) < 3:
+        return out
+    rows, target = [], []
+    for (a, b), values in sorted(sums.items()):
+        row = [0.0] * len(systems)
+        row[systems.index(a)] = row[systems.index(b)] = 1.0
+        rows.append(row)
+        target.append(float(np.mean(values)))
+    if np.linalg.matrix_rank(np.array(rows)) < len(systems):
+        return out
+    solution, *_ = np.linalg.lstsq(np.array(rows), np.array(target), rcond=None)
+    for s, e in zip(systems, solution):
+        out[s]["estimated_error"] = round(float(max(e, 0.0)), 4)
+    return out

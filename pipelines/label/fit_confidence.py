@@ -1,0 +1,197 @@
+"""Fit the label-confidence maps on the calibration set and write ``label_confidence.json``.
+
+Run: ``python -m funfactory.pipelines.label.fit_confidence [--out PATH]`` (builds the cached
+calibration set first if needed, then fits in seconds). The fit uses every voice but the held-out
+one per language (:data:`funfactory.pipelines.label.calibration_set.HELD_OUT`); the held-out
+voices are scored with the fitted maps and their figures written beside the maps (``checks``),
+so a fit that only works on the voices it saw shows up there.
+
+What is fitted (:mod:`funfactory.pipelines.label.confidence`):
+
+- per system and language, and per system family and language, a logistic map from the
+  hypothesis' own evidence to its error rate (fractional targets: each segment is a positive
+  example weighted by its error and a negative one weighted by the rest);
+- a logistic map from the label features to the chosen label's error, then an isotonic map on
+  its output (segments with two or more systems), and per language an isotonic map from a
+  system's own error to its measured error over every hypothesis taken alone (segments with one
+  system);
+- ``max_estimated_wer``: the largest threshold on a 0.01 grid at which the kept training labels
+  are at most ``TARGET_KEPT_WER`` in error pooled over languages and conditions, and at most
+  ``LANGUAGE_KEPT_WER`` in each language.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from funfactory.eval.scoring import score
+from funfactory.pipelines.label.calibration_set import HELD_OUT, calibration_set, plan_sha256
+from funfactory.pipelines.label.confidence import (FAMILY_FEATURES, LABEL_FEATURES, MODEL_PATH,
+                                                   ConfidenceModel, choose, estimate, family,
+                                                   label_features, own_features, system_error)
+
+# pooled over the training segments; under the 5 % bar so that each SNR condition (12-16
+# segments a cell, too few to fit a threshold on one by one) and the held-out voices stay under it
+TARGET_KEPT_WER = 0.03
+LANGUAGE_KEPT_WER = 0.05  # and no language's kept labels above the 5 % bar
+MIN_ROWS = 16
+VERSION = "1"
+
+
+def segment_error(reference: str, hypothesis: str, language: str) -> float:
+    """One hypothesis' error rate against the reference, capped at 1."""
+    return min(score([reference], [hypothesis], language=language or None).rate, 1.0)
+
+
+def fit_logistic(rows: list[dict[str, float]], targets: list[float],
+                 features: tuple[str, ...]) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    x = np.array([[r[f] for f in features] for r in rows], dtype=np.float64)
+    y = np.clip(np.array(targets, dtype=np.float64), 0.0, 1.0)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    z = (x - mean) / scale
+    doubled = np.concatenate([z, z])
+    labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
+    weights = np.concatenate([y, 1.0 - y]) + 1e-6
+    fit = LogisticRegression(C=1.0, max_iter=1000).fit(doubled, labels, sample_weight=weights)
+    return {"features": list(features), "mean": mean.round(6).tolist(),
+            "scale": scale.round(6).tolist(), "coef": fit.coef_[0].round(6).tolist(),
+            "intercept": round(float(fit.intercept_[0]), 6), "rows": len(rows)}
+
+
+def fit_isotonic(predicted: list[float], measured: list[float]) -> dict:
+    from sklearn.isotonic import IsotonicRegression
+    fit = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(predicted, measured)
+    return {"x": [round(float(v), 6) for v in fit.X_thresholds_],
+            "y": [round(float(v), 6) for v in fit.y_thresholds_]}
+
+
+def system_rows(records: list[dict]) -> dict[str, tuple[str, list, list]]:
+    """Training rows per model key (system/language, family/language and family), with the
+    family whose features they use."""
+    out: dict[str, tuple[str, list, list]] = {}
+    for r in records:
+        for system, label in r["labels"].items():
+            features = own_features(label, r["language"], r["duration"])
+            error = segment_error(r["reference"], label["text"], r["language"])
+            fam = family(label)
+            for key in (f"{system}/{r['language']}", f"{fam}/{r['language']}", fam):
+                _, rows, targets = out.setdefault(key, (fam, [], []))
+                rows.append(features)
+                targets.append(error)
+    return out
+
+
+def evaluate(records: list[dict], model: ConfidenceModel) -> list[dict]:
+    """Each record's choice, estimate and measured errors under ``model``."""
+    out = []
+    for r in records:
+        choice = choose(r["labels"], r["language"], r["duration"], model)
+        out.append({
+            "record": r, "choice": choice, "estimated": estimate(choice, model, r["language"]),
+            "chosen_error": segment_error(r["reference"], r["labels"][choice.chosen]["text"],
+                                          r["language"])})
+    return out
+
+
+def single_isotonic(records: list[dict], model: ConfidenceModel) -> dict[str, dict]:
+    """Per language (and "" for all), the isotonic map from a system's own estimated error to its
+    measured error, over every hypothesis taken alone: what a one-system segment looks like."""
+    pairs: dict[str, list[tuple[float, float]]] = {"": []}
+    for r in records:
+        for system, label in r["labels"].items():
+            own = system_error(model, system, label, r["language"], r["duration"])
+            measured = segment_error(r["reference"], label["text"], r["language"])
+            pairs.setdefault(r["language"], []).append((own, measured))
+            pairs[""].append((own, measured))
+    return {language: fit_isotonic([p for p, _ in rows], [m for _, m in rows])
+            for language, rows in sorted(pairs.items())}
+
+
+def kept_error(evaluated: list[dict], threshold: float) -> tuple[float, int]:
+    """Token-weighted error of the labels with estimate <= threshold, and how many."""
+    errors = tokens = kept = 0.0
+    for e in evaluated:
+        if e["estimated"] <= threshold:
+            r = e["record"]
+            n = max(score([r["reference"]], [r["reference"]],
+                          language=r["language"]).reference_tokens, 1)
+            errors += e["chosen_error"] * n
+            tokens += n
+            kept += 1
+    return (errors / tokens if tokens else 0.0), int(kept)
+
+
+def fit(records: list[dict]) -> dict:
+    train = [r for r in records if not r["held_out"]]
+    check = [r for r in records if r["held_out"]]
+    systems = {}
+    for key, (fam, rows, targets) in sorted(system_rows(train).items()):
+        if len(rows) >= MIN_ROWS:
+            systems[key] = fit_logistic(rows, targets, FAMILY_FEATURES[fam])
+    every = [segment_error(r["reference"], label["text"], r["language"])
+             for r in train for label in r["labels"].values()]
+    identity = {"x": [0.0, 1.0], "y": [0.0, 1.0]}
+    draft = {"version": VERSION, "systems": systems,
+             "default_system_error": round(float(np.mean(every)), 4),
+             "label": {"features": list(LABEL_FEATURES), "mean": [0.0] * len(LABEL_FEATURES),
+                       "scale": [1.0] * len(LABEL_FEATURES), "coef": [0.0] * len(LABEL_FEATURES),
+                       "intercept": 0.0},
+             "label_isotonic": identity, "single_isotonic": {"": identity},
+             "max_estimated_wer": 1.0}
+    evaluated = evaluate(train, ConfidenceModel.from_json(draft))
+    multi = [e for e in evaluated if len(e["choice"].systems) > 1]
+    draft["label"] = fit_logistic([label_features(e["choice"]) for e in multi],
+                                  [e["chosen_error"] for e in multi], LABEL_FEATURES)
+    model = ConfidenceModel.from_json(draft)
+    draft["label_isotonic"] = fit_isotonic([model.label(label_features(e["choice"]))
+                                            for e in multi], [e["chosen_error"] for e in multi])
+    draft["single_isotonic"] = single_isotonic(train, model)
+    model = ConfidenceModel.from_json(draft)
+    evaluated = evaluate(train, model)
+    by_language: dict[str, list[dict]] = {}
+    for e in evaluated:
+        by_language.setdefault(e["record"]["language"], []).append(e)
+    grid = [round(t, 2) for t in np.arange(0.01, 0.51, 0.01)]
+    ok = [t for t in grid if kept_error(evaluated, t)[0] <= TARGET_KEPT_WER
+          and all(kept_error(part, t)[0] <= LANGUAGE_KEPT_WER for part in by_language.values())]
+    draft["max_estimated_wer"] = max(ok) if ok else grid[0]
+    model = ConfidenceModel.from_json(draft)
+    draft["fitted_on"] = {
+        "calibration_plan_sha256": plan_sha256(), "clips": len(train),
+        "voices": sorted({r["voice"] for r in train}), "held_out_voices": HELD_OUT,
+        "target_kept_wer": TARGET_KEPT_WER}
+    draft["checks"] = {name: summary(evaluate(part, model), model.max_estimated_wer)
+                       for name, part in (("train", train), ("held_out", check))}
+    return draft
+
+
+def summary(evaluated: list[dict], threshold: float) -> dict:
+    """Kept share and error at the threshold, and the mean estimate vs measured error."""
+    error, kept = kept_error(evaluated, threshold)
+    estimated = [e["estimated"] for e in evaluated]
+    measured = [e["chosen_error"] for e in evaluated]
+    return {"segments": len(evaluated), "kept": kept, "kept_error": round(error, 4),
+            "mean_estimated": round(float(np.mean(estimated)), 4) if evaluated else None,
+            "mean_measured": round(float(np.mean(measured)), 4) if evaluated else None}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(MODEL_PATH), help="where to write the fitted maps")
+    args = parser.parse_args(argv)
+    fitted = fit(calibration_set(echo=print))
+    Path(args.out).write_text(json.dumps(fitted, indent=1, ensure_ascii=False) + "\n",
+                              encoding="utf-8")
+    print(json.dumps({"max_estimated_wer": fitted["max_estimated_wer"],
+                      "checks": fitted["checks"]}, indent=1))
+    return fitted
+
+
+if __name__ == "__main__":
+    main()
