@@ -15,7 +15,8 @@ from funfactory.training.grpo import (GRPOConfig, GRPOTrainer, RLUtterance, enco
                                       latest_checkpoint, prompt_batch, response_logprobs,
                                       resume_or_start, token_kl)
 from funfactory.training.rollout import (PromptBatch, SamplingConfig, TransformersRollout,
-                                         policy_llm_weights, rollouts_from_samples, vllm_requests)
+                                         rollouts_from_samples, vllm_requests)
+from funfactory.model.lora import merged_llm_weights
 from tests import rl_helpers
 
 torch.set_num_threads(1)
@@ -131,7 +132,7 @@ def test_lora_policy_is_synced_merged(random_model):
     inputs = model.build_llm_inputs(encoded.audio_embeds, encoded.audio_lengths, encoded.prompts,
                                     padding_side="left")
     assert ours.texts == generate(model.llm, model.tokenizer, inputs, max_new_tokens=6)
-    names = {n for n, _ in policy_llm_weights(model.llm)}
+    names = {n for n, _ in merged_llm_weights(model.llm)}
     assert names == set(engine.llm.state_dict())
 
 
@@ -191,7 +192,7 @@ def test_one_step_logs_every_phase_and_syncs_the_rollout_engine(random_model, tm
     logged = [json.loads(line) for line in (tmp_path / "grpo_log.jsonl").read_text().splitlines()]
     assert logged == [json.loads(json.dumps(record))]
     engine_state = trainer.rollout.llm.state_dict()
-    for name, tensor in policy_llm_weights(model.llm):
+    for name, tensor in merged_llm_weights(model.llm):
         assert torch.equal(engine_state[name], tensor), name
     if record["reward_std"] > 0:
         changed = any(not torch.equal(p, before[n]) for n, p in model.llm.named_parameters()

@@ -49,7 +49,8 @@ from funfactory.model.llm import Prompt
 from funfactory.training.rewards import (KeywordExtractor, RewardBreakdown, RewardConfig,
                                          RewardFunction, RewardInput)
 from funfactory.training.rollout import (PromptBatch, RolloutEngine, Rollouts, SamplingConfig,
-                                         TransformersRollout, policy_llm_weights)
+                                         TransformersRollout)
+from funfactory.model.lora import merged_llm_weights
 
 SAMPLE_RATE = 16000
 AUDIO_PARTS = ("encoder", "adaptor", "ctc")
@@ -331,7 +332,7 @@ class GRPOTrainer:
         with timer.phase("update"):
             update = self._update(utterances, encoded, rollouts, advantages)
         with timer.phase("weight_sync"):
-            self.rollout.sync_weights(policy_llm_weights(self.model.llm))
+            self.rollout.sync_weights(merged_llm_weights(self.model.llm))
         self.step += 1
         audio_seconds = sum(u.duration for u in utterances)
         total = sum(timer.seconds.values())

