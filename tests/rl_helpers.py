@@ -48,11 +48,11 @@ def sft(model, waveforms: list[np.ndarray], texts: list[str], steps: int, lr: fl
         stop_loss: float = 0.0) -> float:
     """A plain cross-entropy loop (all parts) so that sampling produces sensible text."""
     from funfactory.model.asr import set_trainable
-    from funfactory.training.grpo import waveform_batch
+    from funfactory.training.collate import pad_waveforms
 
     set_trainable(model, ["encoder", "adaptor", "llm"])
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    wav, lengths = waveform_batch(waveforms)
+    wav, lengths = pad_waveforms(waveforms)
     loss = float("inf")
     model.train()
     for _ in range(steps):
