@@ -40,6 +40,6 @@ def _grpo(args) -> int:
     config = load_config(GRPOConfig, args.config, args.set)
     metrics = run_grpo(args.init_model, args.shards, args.out, config, rollout=args.rollout,
                        device=args.device)
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
+    print(json.dumps(metrics))
     print(Path(args.out) / "final")
     return 0
