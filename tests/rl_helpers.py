@@ -23,16 +23,17 @@ def tiny_llm_dir() -> Path:
     return cached_tiny_llm()
 
 
-@lru_cache(maxsize=1)
-def tts_clips() -> tuple[tuple[str, np.ndarray], ...]:
-    """(text, 16 kHz float32 audio) for SENTENCES, spoken by hibari's bundled voice."""
+@lru_cache(maxsize=2)
+def tts_clips(take: int = 0) -> tuple[tuple[str, np.ndarray], ...]:
+    """(text, 16 kHz float32 audio) for SENTENCES, spoken by hibari's bundled voice; each `take`
+    is another rendition (another synthesis seed) of the same sentences."""
     import soxr
     from hibari.tts import Hibari
 
     voice = Hibari(threads=1)
     clips = []
     for i, text in enumerate(SENTENCES):
-        audio = np.asarray(voice(text, seed=i), dtype=np.float32)
+        audio = np.asarray(voice(text, seed=i + 100 * take), dtype=np.float32)
         clips.append((text, soxr.resample(audio, voice.sample_rate, 16000).astype(np.float32)))
     return tuple(clips)
 

@@ -3,8 +3,11 @@
 `GRPOTask` plugs into `training/trainer.py`'s `Trainer` like the SFT stages do, so GRPO streams
 its RL shards through the same loader (shard shuffle, sample shuffle buffer, rank split, exact
 mid-epoch resume), writes the same checkpoints (trainable weights, optimiser, schedule, every RNG,
-loader state; rotated), follows the same learning-rate schedule and exports `final/`. One
-optimiser step, on a batch of B utterances:
+loader state; rotated), follows the same learning-rate schedule and exports `final/`. The module
+the trainer trains is `PolicyLogprobs` (the policy, whose forward gives the log-probabilities of
+sampled responses), so under torchrun DDP averages the ranks' gradients; the frozen reference
+and the rollout engine sit beside it in the task. One optimiser step, on a batch of B
+utterances:
 
 1. **weight sync**: when the policy changed since the rollout engine last received it (after
    every step, and after a resume), its LLM weights go to the engine (on-policy);
@@ -258,6 +261,29 @@ class StepTimer:
         return _Phase()
 
 
+class PolicyLogprobs(torch.nn.Module):
+    """The policy as the module the trainer trains: its forward gives the log-probabilities of
+    sampled responses, so under torchrun DDP wraps it and averages the ranks' gradients."""
+
+    def __init__(self, asr: FunASRModel):
+        super().__init__()
+        self.asr = asr
+
+    def audio_trainable(self) -> bool:
+        return any(p.requires_grad for part in ("encoder", "adaptor")
+                   for p in getattr(self.asr, part).parameters())
+
+    def forward(self, utterances: Sequence[RLUtterance], encoded: EncodedBatch,
+                rollouts: Rollouts, temperature: float) -> torch.Tensor:
+        """(B*G, T) log-probabilities; the audio is encoded again with gradients when the
+        encoder or adaptor train, else `encoded` (the rollouts' own encoding) is reused."""
+        if self.audio_trainable():
+            encoded = encode_batch(self.asr, utterances, grad=True)
+        return response_logprobs(self.asr.llm,
+                                 prompt_batch(self.asr, encoded, repeat=rollouts.group_size),
+                                 rollouts.tokens, rollouts.mask, temperature)
+
+
 class GRPOTask:
     """GRPO as a trainer task: `loss(model, batch)` rolls out, scores and returns -J."""
 
@@ -268,13 +294,13 @@ class GRPOTask:
             raise FunfactoryError(f"GRPO temperature={config.temperature}: sampling needs a "
                                   "temperature above 0 (1.0 is the policy itself)")
         self.config = config
-        self.model = model
         names = set_trainable(model, config.trainable)
         if config.freeze_llm_embeddings:
             model.llm.get_input_embeddings().weight.requires_grad_(False)
             names = [n for n, p in model.named_parameters() if p.requires_grad]
         if not names:
             raise FunfactoryError(f"nothing to train: parts {config.trainable} have no parameters")
+        self.model = PolicyLogprobs(model)
         self.reference = reference if reference is not None else copy.deepcopy(model)
         self.reference.eval().requires_grad_(False)
         self.rollout = rollout or TransformersRollout(model.llm, model.tokenizer)
@@ -287,9 +313,10 @@ class GRPOTask:
                               temperature=c.temperature, seed=c.seed * 1_000_003 + step)
 
     def loss(self, model, batch: dict) -> dict:
+        """`model` is `self.model`, possibly wrapped in DDP by the trainer."""
         from funfactory.training.trainer import unwrap
 
-        policy: FunASRModel = unwrap(model)
+        policy: FunASRModel = unwrap(model).asr
         c, g, step = self.config, self.config.group_size, int(batch["step"])
         utterances = batch["utterances"]
         timer = StepTimer()
@@ -297,12 +324,9 @@ class GRPOTask:
             if self.synced_step != step:
                 self.rollout.sync_weights(merged_llm_weights(policy.llm))
                 self.synced_step = step
-        audio_grad = any(p.requires_grad for part in ("encoder", "adaptor")
-                         for p in getattr(policy, part).parameters())
-        with timer.phase("encode"):
-            encoded = encode_batch(policy, utterances, grad=audio_grad)
-            with torch.no_grad():
-                prompts = prompt_batch(policy, encoded)
+        with timer.phase("encode"), torch.no_grad():
+            encoded = encode_batch(policy, utterances)
+            prompts = prompt_batch(policy, encoded)
         with timer.phase("rollout"):
             rollouts = self.rollout.generate(prompts, self.sampling(step))
         with timer.phase("reward"):
@@ -311,17 +335,18 @@ class GRPOTask:
             advantages = group_advantages(rewards, g, c.advantage_eps).to(rollouts.logprobs.device)
         with timer.phase("loss"):
             with torch.no_grad():
-                ref_encoded = encode_batch(self.reference, utterances) if audio_grad else encoded
+                ref_encoded = (encode_batch(self.reference, utterances)
+                               if unwrap(model).audio_trainable() else encoded)
                 ref_logprobs = response_logprobs(
                     self.reference.llm, prompt_batch(self.reference, ref_encoded, repeat=g),
                     rollouts.tokens, rollouts.mask, c.temperature)
-            logprobs = response_logprobs(policy.llm, prompt_batch(policy, encoded, repeat=g),
-                                         rollouts.tokens, rollouts.mask, c.temperature)
+            logprobs = model(utterances, encoded, rollouts, c.temperature)
             loss, stats = grpo_loss(logprobs, rollouts.logprobs, ref_logprobs, advantages,
                                     rollouts.mask, c.clip_epsilon, c.kl_beta)
         audio_seconds = sum(u.duration for u in utterances)
         total = sum(timer.seconds.values())
-        summary = {k: v for k, v in reward_summary(breakdowns).items() if v is not None}
+        summary = reward_summary(breakdowns)
+        summary.pop("keyword_recall")  # absent without keywords; ranks must log the same names
         return {"loss": loss, **summary,
                 "reward_std": float(rewards.std(unbiased=False)),
                 "advantage_abs_mean": float(advantages.abs().mean()),
@@ -332,10 +357,10 @@ class GRPOTask:
                 **{f"time_{k}": v for k, v in timer.seconds.items()},
                 "rtf_before_backward": total / max(audio_seconds, 1e-9)}
 
-    def export(self, model: FunASRModel, folder: Path) -> None:
+    def export(self, model: PolicyLogprobs, folder: Path) -> None:
         from funfactory.model.checkpoint import save_model
 
-        save_model(model, folder)
+        save_model(model.asr, folder)
 
 
 def train_config(config: GRPOConfig, shards: str | Sequence[str], out_dir: str | Path,
@@ -359,22 +384,18 @@ def run_grpo(init_model: str | Path, shards: str | Sequence[str], out_dir: str |
              extractor: KeywordExtractor | None = None) -> dict:
     """GRPO from `init_model` (a saved model folder, also the frozen reference policy) on RL
     shards, to `config.steps` steps, resuming from the newest checkpoint in `out_dir`. Returns
-    the last step's metrics; the tuned model is `out_dir/final`."""
+    the last step's metrics; the tuned model is `out_dir/final`. Under torchrun each rank rolls
+    out its own share of the shards with its own engine, and DDP averages the gradients."""
     from funfactory.model.checkpoint import load_model
     from funfactory.training.loader import StreamingLoader
     from funfactory.training.trainer import Trainer, setup_distributed
 
     train = train_config(config, shards, out_dir, device)
     info = setup_distributed(train.run)
-    if info.world_size > 1:
-        raise FunfactoryError(
-            f"GRPO runs in one process (WORLD_SIZE={info.world_size}): its loss calls the "
-            "policy's parts directly, so DDP would not average the ranks' gradients; run it "
-            "without torchrun")
     torch.manual_seed(config.seed)
     model = load_model(init_model).to(info.device)
     reference = load_model(init_model).to(info.device)
-    llm_dir = Path(out_dir) / "rollout_llm" if rollout == "vllm" else None
+    llm_dir = Path(out_dir) / f"rollout_llm-rank{info.rank}" if rollout == "vllm" else None
     if llm_dir is not None:
         model.llm.save_pretrained(llm_dir)
         model.tokenizer.save_pretrained(llm_dir)
