@@ -393,7 +393,7 @@ def test_grpo_raises_held_out_reward_without_raising_wer(tmp_path):
            "train_reward": [round(r["reward"], 3) for r in rows],
            "texts": (texts_before, texts_after)})
     assert np.mean([r["reward_std"] for r in rows[:5]]) > 0  # the groups' rewards differ
-    assert reward_after > reward_before + 0.05
+    assert reward_after > reward_before + 0.02
     assert wer_after <= wer_before + 1e-9
 
 
