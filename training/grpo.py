@@ -66,6 +66,7 @@ from funfactory.training.rollout import (PromptBatch, RolloutEngine, Rollouts, S
 
 SAMPLE_RATE = 16000
 PHASES = ("weight_sync", "encode", "rollout", "reward", "loss")
+RL_MAX_SECONDS = 3600.0  # the RL set is already selected (4.4.3): the loader drops none of it
 
 
 @dataclass
@@ -316,6 +317,8 @@ class GRPOTask:
         """`model` is `self.model`, possibly wrapped in DDP by the trainer."""
         from funfactory.training.trainer import unwrap
 
+        # Dropout off: the ratio compares the policy with the rollout engine, which has none.
+        model.eval()
         policy: FunASRModel = unwrap(model).asr
         c, g, step = self.config, self.config.group_size, int(batch["step"])
         utterances = batch["utterances"]
@@ -370,7 +373,8 @@ def train_config(config: GRPOConfig, shards: str | Sequence[str], out_dir: str |
     return TrainConfig(
         data=LoaderConfig(streams=[StreamConfig(name="rl", shards=[str(u) for u in urls])],
                           seed=config.seed, batch_size=config.utterances_per_step,
-                          shuffle_buffer=config.shuffle_buffer),
+                          shuffle_buffer=config.shuffle_buffer,
+                          max_duration=RL_MAX_SECONDS),
         optim=OptimConfig(lr=config.learning_rate, weight_decay=config.weight_decay,
                           warmup_steps=config.warmup_steps, schedule=config.schedule,
                           min_lr_ratio=config.min_lr_ratio, grad_clip=config.max_grad_norm),
