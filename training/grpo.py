@@ -57,7 +57,8 @@ from funfactory.model.asr import FunASRModel, set_trainable
 from funfactory.model.llm import Prompt
 from funfactory.model.lora import merged_llm_weights
 from funfactory.training.collate import pad_waveforms
-from funfactory.training.config import LoaderConfig, OptimConfig, RunConfig, StreamConfig, TrainConfig
+from funfactory.training.config import (LoaderConfig, OptimConfig, RunConfig, StreamConfig,
+                                        TrainConfig)
 from funfactory.training.rewards import (KeywordExtractor, RewardBreakdown, RewardConfig,
                                          RewardFunction, RewardInput)
 from funfactory.training.rollout import (PromptBatch, RolloutEngine, Rollouts, SamplingConfig,
