@@ -383,17 +383,19 @@ def test_grpo_raises_held_out_reward_without_raising_wer(tmp_path):
                                      SamplingConfig(n=8, max_new_tokens=16, seed=123))
         greedy, texts = evaluate_rollouts(policy, engine, held_out,
                                           SamplingConfig(greedy=True, max_new_tokens=16))
-        return probe["reward"], greedy["error_rate"], texts
+        return probe["reward"], greedy["reward"], greedy["error_rate"], texts
 
-    reward_before, wer_before, texts_before = scores(init)
+    reward_before, greedy_before, wer_before, texts_before = scores(init)
     run_grpo(init, shards, tmp_path / "grpo", config)
-    reward_after, wer_after, texts_after = scores(tmp_path / "grpo" / "final")
+    reward_after, greedy_after, wer_after, texts_after = scores(tmp_path / "grpo" / "final")
     rows = [r for r in read_metrics(tmp_path / "grpo") if "reward" in r]
-    print({"reward": (reward_before, reward_after), "wer": (wer_before, wer_after),
+    print({"sampled_reward": (reward_before, reward_after),
+           "greedy_reward": (greedy_before, greedy_after), "wer": (wer_before, wer_after),
            "train_reward": [round(r["reward"], 3) for r in rows],
            "texts": (texts_before, texts_after)})
     assert np.mean([r["reward_std"] for r in rows[:5]]) > 0  # the groups' rewards differ
     assert reward_after > reward_before + 0.02
+    assert greedy_after > greedy_before
     assert wer_after <= wer_before + 1e-9
 
 
