@@ -307,14 +307,14 @@ def grpo(run) -> dict:
         "utterances_per_step=2", "--set", "save_every=3", "--set", f"seed={run.seed}",
         run.path("runs", "contextual", "final"), run.path("shards", "rl"), out)
     log = [json.loads(line) for line in
-           (out / "grpo_log.jsonl").read_text(encoding="utf-8").splitlines() if line]
+           (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
     keep = ("step", "reward_mean", "kl", "clip_fraction", "response_length", "time")
     return {"steps": [{k: v for k, v in row.items() if k.split("/")[0] in keep or
                        k.startswith("reward") or k.startswith("time")} for row in log]}
 
 
 def evaluate(run) -> dict:
-    grpo_model = sorted(run.path("runs", "grpo", "checkpoints").glob("step-*"))[-1] / "model"
+    grpo_model = run.path("runs", "grpo", "final")
     sft_model = run.path("runs", "contextual", "final")
     out = run.path("eval")
     systems = [(f"model:{sft_model}", "sft"), (f"model:{grpo_model}", "grpo"),

@@ -10,9 +10,10 @@ Layout of a model folder:
                          LLM must not have been trained
     parameter_counts.json  parameters per part
 
-A LoRA-wrapped LLM is merged into its base weights before it is written, so the saved folder is a
-plain checkpoint any transformers or vLLM loader reads. The merge happens in place (peft's
-`merge_and_unload`): save a `copy.deepcopy` of a model that keeps training with its adapters.
+A LoRA-wrapped LLM is written with its adapters merged into the base weights
+(`funfactory.model.lora.merged_llm_weights`), so the saved folder is a plain checkpoint any
+transformers or vLLM loader reads. The merge is computed on the side: saving leaves the live
+model as it was, and a LoRA policy keeps training its adapters after a checkpoint.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from safetensors.torch import load_file, save_file
 
 from funfactory.config import load_config
 from funfactory.errors import FunfactoryError, MissingAssetError
-from funfactory.model.asr import FunASRModel, count_parameters, is_lora
+from funfactory.model.asr import FunASRModel, count_parameters
 from funfactory.model.configs import ModelConfig
 from funfactory.model.ctc import CTCVocab
 from funfactory.model.llm import load_llm
+from funfactory.model.lora import is_peft, merged_llm_weights
 
 AUDIO_PARTS = ("frontend", "encoder", "adaptor", "ctc")
 
@@ -47,8 +49,11 @@ def save_model(model: FunASRModel, folder: str | Path, copy_llm: bool = True) ->
     out.mkdir(parents=True, exist_ok=True)
     config = copy.deepcopy(model.config)
     if copy_llm:
-        llm = model.llm.merge_and_unload() if is_lora(model) else model.llm
-        llm.save_pretrained(out / "llm", safe_serialization=True)
+        if is_peft(model.llm):
+            model.llm.get_base_model().save_pretrained(
+                out / "llm", state_dict=dict(merged_llm_weights(model.llm)))
+        else:
+            model.llm.save_pretrained(out / "llm")
         model.tokenizer.save_pretrained(out / "llm")
         config.llm_path = "llm"
     elif config.llm_path is None:

@@ -10,10 +10,15 @@ hypothesis, one row per hotword unit, vectorised over the hypothesis and over al
 hotwords of the same length at once).
 
 Scanning every hotword for every utterance is too slow for large vocabularies, so an inverted index
-maps unit bigrams (unigrams for one-unit hotwords) to hotword ids; a hotword is verified only if it
-shares at least `min_shared` of its bigrams with the hypothesis (np.bincount over the posting
-lists). With one unit edit breaking at most two bigrams, `min_shared=0.3` keeps every hotword
-within the usual error budget. The best `top_k` go into the LLM prompt.
+maps unit q-grams (bigrams; unigrams for one-unit hotwords) to hotword ids, and only hotwords that
+share enough distinct q-grams with the hypothesis are verified (np.bincount over the posting
+lists). The bound is the q-gram lemma: a substring within k edits of an m-unit pattern holds at
+least m + 1 - q(k + 1) of the pattern's m - q + 1 q-gram positions, since one edit destroys at most
+q of them. Counted over distinct q-grams (a repeated bigram is posted once), that is
+`distinct - q * k`. A hotword whose bound is at most 0 (short hotwords, such as three units with a
+one-edit budget) can match without sharing any q-gram, so it is always verified. The index
+therefore returns exactly what a scan of every hotword returns. The best `top_k` go into the LLM
+prompt.
 """
 
 from __future__ import annotations
@@ -118,10 +123,9 @@ class HotwordMatch:
 
 class HotwordIndex:
     def __init__(self, hotwords: Iterable[str], word_pieces: WordPieces,
-                 max_error_rate: float = 0.34, min_shared: float = 0.3):
+                 max_error_rate: float = 0.34):
         self.word_pieces = word_pieces
         self.max_error_rate = max_error_rate
-        self.min_shared = min_shared
         self._unit_ids: dict[str, int] = {}
         self.hotwords: list[str] = []
         self._sequences: list[np.ndarray] = []
@@ -141,7 +145,8 @@ class HotwordIndex:
             for key in set(self._keys(ids)):
                 postings.setdefault(key, []).append(index)
         self._postings = {k: np.array(v, dtype=np.int32) for k, v in postings.items()}
-        self._needed = np.array([self._shared_needed(len(s)) for s in self._sequences], dtype=np.int64)
+        self._needed = np.array([self._shared_needed(s) for s in self._sequences], dtype=np.int64)
+        self._always_verified = np.nonzero(self._needed <= 0)[0]
         self._lengths = np.array([len(s) for s in self._sequences], dtype=np.int64)
         self._by_length: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for length in np.unique(self._lengths).tolist():
@@ -160,8 +165,14 @@ class HotwordIndex:
             return [(int(ids[0]),)]
         return [(int(a), int(b)) for a, b in zip(ids[:-1], ids[1:])]
 
-    def _shared_needed(self, num_units: int) -> int:
-        return 1 if num_units == 1 else max(1, math.ceil((num_units - 1) * self.min_shared))
+    def edit_budget(self, num_units: int) -> int:
+        """The most unit edits a match of a hotword this long may have."""
+        return math.floor(self.max_error_rate * num_units + 1e-9)
+
+    def _shared_needed(self, ids: np.ndarray) -> int:
+        """Distinct q-grams an in-budget match must share with the hypothesis (q-gram lemma)."""
+        q = 1 if len(ids) == 1 else 2
+        return len(set(self._keys(ids))) - q * self.edit_budget(len(ids))
 
     def hypothesis_ids(self, hypothesis: str) -> np.ndarray:
         """The hypothesis as unit ids; units no hotword uses get -1 (they can never match)."""
@@ -169,12 +180,13 @@ class HotwordIndex:
         return np.array([self._unit_ids.get(u, -1) for u in units], dtype=np.int64)
 
     def shortlist(self, text: np.ndarray) -> np.ndarray:
-        """Hotword ids sharing enough bigrams (or their single unigram) with the hypothesis."""
+        """Hotword ids that may match within budget: those sharing enough q-grams with the
+        hypothesis, and those whose bound allows a match without any."""
         keys = {(int(a), int(b)) for a, b in zip(text[:-1], text[1:])}
         keys.update((int(u),) for u in text)
         lists = [self._postings[k] for k in keys if k in self._postings]
         if not lists:
-            return np.zeros(0, dtype=np.int64)
+            return self._always_verified
         counts = np.bincount(np.concatenate(lists), minlength=len(self.hotwords))
         return np.nonzero(counts >= self._needed)[0]
 
@@ -188,7 +200,7 @@ class HotwordIndex:
                 continue
             rows = np.searchsorted(members, chosen)
             distances, ends = batched_substring_distance(patterns[rows], text)
-            budget = math.floor(self.max_error_rate * length + 1e-9)
+            budget = self.edit_budget(length)
             for index, distance, end in zip(chosen[distances <= budget], distances[distances <= budget],
                                             ends[distances <= budget]):
                 matches.append(HotwordMatch(self.hotwords[index], int(distance),

@@ -23,16 +23,17 @@ def tiny_llm_dir() -> Path:
     return cached_tiny_llm()
 
 
-@lru_cache(maxsize=1)
-def tts_clips() -> tuple[tuple[str, np.ndarray], ...]:
-    """(text, 16 kHz float32 audio) for SENTENCES, spoken by hibari's bundled voice."""
+@lru_cache(maxsize=2)
+def tts_clips(take: int = 0) -> tuple[tuple[str, np.ndarray], ...]:
+    """(text, 16 kHz float32 audio) for SENTENCES, spoken by hibari's bundled voice; each `take`
+    is another rendition (another synthesis seed) of the same sentences."""
     import soxr
     from hibari.tts import Hibari
 
     voice = Hibari(threads=1)
     clips = []
     for i, text in enumerate(SENTENCES):
-        audio = np.asarray(voice(text, seed=i), dtype=np.float32)
+        audio = np.asarray(voice(text, seed=i + 100 * take), dtype=np.float32)
         clips.append((text, soxr.resample(audio, voice.sample_rate, 16000).astype(np.float32)))
     return tuple(clips)
 
@@ -48,11 +49,11 @@ def sft(model, waveforms: list[np.ndarray], texts: list[str], steps: int, lr: fl
         stop_loss: float = 0.0) -> float:
     """A plain cross-entropy loop (all parts) so that sampling produces sensible text."""
     from funfactory.model.asr import set_trainable
-    from funfactory.training.grpo import waveform_batch
+    from funfactory.training.collate import pad_waveforms
 
     set_trainable(model, ["encoder", "adaptor", "llm"])
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    wav, lengths = waveform_batch(waveforms)
+    wav, lengths = pad_waveforms(waveforms)
     loss = float("inf")
     model.train()
     for _ in range(steps):

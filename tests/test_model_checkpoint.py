@@ -135,3 +135,35 @@ def test_lora_model_saves_merged_and_reloads(tmp_path, speech_clips):
     loaded = load_model(save_model(model, tmp_path / "lora"))
     with torch.no_grad():
         assert np.isclose(float(loaded(batch)["llm_loss"]), float(expected), atol=1e-4)
+
+
+def test_lora_policy_keeps_learning_after_a_checkpoint(tmp_path, speech_clips):
+    """Saving merges the adapters on the side: the live model keeps its LoRA layers, they still
+    get gradients, an optimiser step still changes them and the model's output with them."""
+    model = tiny_model(texts=[t for t, _ in speech_clips]).train()
+    add_llm_lora(model, r=4)
+    names = set_trainable(model, ["llm"])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    batch, _ = _batch(speech_clips)
+    for step in range(2):
+        model(batch)["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        save_model(model, tmp_path / f"step-{step}")
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == names
+    lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    assert lora and all(p.requires_grad for p in lora.values())
+    before = {n: p.detach().clone() for n, p in lora.items()}
+    with torch.no_grad():
+        loss_before = float(model(batch)["llm_loss"])
+    model(batch)["loss"].backward()
+    assert all(p.grad is not None for n, p in lora.items() if "lora_A" in n)
+    assert any(float(p.grad.abs().sum()) > 0 for p in lora.values())
+    optimizer.step()
+    assert any(not torch.equal(p, before[n]) for n, p in lora.items())
+    with torch.no_grad():
+        assert float(model(batch)["llm_loss"]) < loss_before
+    # each checkpoint is the live model at its step, merged
+    with torch.no_grad():
+        saved = load_model(tmp_path / "step-1")
+        assert np.isclose(float(saved(batch)["llm_loss"]), loss_before, atol=1e-4)

@@ -1,43 +1,52 @@
-"""GRPO for the LLM-based recogniser (Fun-ASR section 4.4).
+"""GRPO for the LLM-based recogniser (Fun-ASR section 4.4), a task of the one training loop.
 
-One step, on B utterances:
+`GRPOTask` plugs into `training/trainer.py`'s `Trainer` like the SFT stages do, so GRPO streams
+its RL shards through the same loader (shard shuffle, sample shuffle buffer, rank split, exact
+mid-epoch resume), writes the same checkpoints (trainable weights, optimiser, schedule, every RNG,
+loader state; rotated), follows the same learning-rate schedule and exports `final/`. The module
+the trainer trains is `PolicyLogprobs` (the policy, whose forward gives the log-probabilities of
+sampled responses), so under torchrun DDP averages the ranks' gradients; the frozen reference
+and the rollout engine sit beside it in the task. One optimiser step, on a batch of B
+utterances:
 
-1. **encode**: the audio encoder and adaptor run once, batched; their embeddings are spliced into
-   each utterance's prompt (left-padded `inputs_embeds`).
-2. **rollout**: the rollout engine (`training/rollout.py`) samples a group of G transcripts per
-   utterance and returns each token's log-probability under the rollout policy.
-3. **reward**: each transcript gets the section 4.4.2 reward (`training/rewards.py`); advantages
+1. **weight sync**: when the policy changed since the rollout engine last received it (after
+   every step, and after a resume), its LLM weights go to the engine (on-policy);
+2. **encode**: the audio encoder and adaptor run once, batched; their embeddings are spliced into
+   each utterance's prompt (left-padded `inputs_embeds`);
+3. **rollout**: the rollout engine (`training/rollout.py`) samples a group of G transcripts per
+   utterance with a seed of (seed, step), and returns each token's processed log-probability;
+4. **reward**: each transcript gets the section 4.4.2 reward (`training/rewards.py`); advantages
    are normalised within each group (equation 1):  A_i = (r_i - mean(r)) / (std(r) + eps), with
-   the population standard deviation of the group's G rewards.
-4. **update**: the policy maximises (equation 2)
+   the population standard deviation of the group's G rewards;
+5. **loss**: the policy maximises (equation 2)
 
        J = 1/N sum_i 1/|o_i| sum_t [ min(rho_it A_i, clip(rho_it, 1 - eps, 1 + eps) A_i)
                                      - beta * KL_t(pi_theta || pi_ref) ]
 
    over the N = B * G responses, with the token ratio against the rollout policy (equation 3)
-   rho_it = pi_theta(o_it | q, o_i<t) / pi_rollout(o_it | q, o_i<t), and the per-token KL to the
-   frozen reference policy estimated as exp(ref - logp) - (ref - logp) - 1 (always >= 0).
-   `mini_batches` > 1 splits the groups into several optimizer steps on the same rollouts, so
-   later mini-batches see rho != 1 and the clip acts.
-5. **weight sync**: the policy's LLM weights go to the rollout engine after every step
-   (on-policy).
+   rho_it = pi_theta(o_it | q, o_i<t) / pi_rollout(o_it | q, o_i<t), both at the sampling
+   temperature, and the per-token KL to the frozen reference policy estimated as
+   exp(ref - logp) - (ref - logp) - 1 (always >= 0). The trainer runs the backward pass, clips
+   the gradient norm and steps optimiser and schedule.
 
-Runs write `grpo_log.jsonl` (one line per step: each reward component, KL, clip fraction,
-response length, hallucination count, and seconds per phase with the real-time factor) and
-checkpoints `checkpoints/step-XXXXXX/` (model folder, optimizer, trainer state); `resume()`
-continues from the latest one. Sampling seeds derive from (seed, step) and data order is fixed, so
-a resumed run repeats the steps an uninterrupted run would take.
+Each update follows its own rollouts, so rho is 1 up to numerics and the clip is inactive; the
+clipped form stays so that an engine whose weights lag the policy (asynchronous rollouts) is
+still bounded. Sampling uses the full vocabulary at the given temperature (no top-k / top-p): the
+ratio's numerator is recomputed over the full vocabulary.
+
+`run_grpo` is the entry point (`funfactory train grpo`): the run folder gets the trainer's
+`metrics.jsonl` (one row per step: each reward component, advantages, KL, clip fraction, ratio,
+response length, hallucinations, seconds per phase), `checkpoints/step-XXXXXXXX/` and `final/`
+(a model folder, the input of `funfactory eval run --system model:FOLDER`). Running it again
+resumes from the newest checkpoint and repeats the steps an uninterrupted run takes.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +55,19 @@ import torch
 from funfactory.errors import FunfactoryError
 from funfactory.model.asr import FunASRModel, set_trainable
 from funfactory.model.llm import Prompt
+from funfactory.model.lora import merged_llm_weights
+from funfactory.training.collate import pad_waveforms
+from funfactory.training.config import (LoaderConfig, OptimConfig, RunConfig, StreamConfig,
+                                        TrainConfig)
 from funfactory.training.rewards import (KeywordExtractor, RewardBreakdown, RewardConfig,
                                          RewardFunction, RewardInput)
 from funfactory.training.rollout import (PromptBatch, RolloutEngine, Rollouts, SamplingConfig,
-                                         TransformersRollout, policy_llm_weights)
+                                         TransformersRollout, build_rollout_engine,
+                                         response_logprobs)
 
 SAMPLE_RATE = 16000
-AUDIO_PARTS = ("encoder", "adaptor", "ctc")
-PHASES = ("encode", "rollout", "reward", "update", "weight_sync")
+PHASES = ("weight_sync", "encode", "rollout", "reward", "loss")
+RL_MAX_SECONDS = 3600.0  # the RL set is already selected (4.4.3): the loader drops none of it
 
 
 @dataclass
@@ -62,21 +76,24 @@ class GRPOConfig:
     utterances_per_step: int = 4  # B
     steps: int = 100
     learning_rate: float = 1e-5
+    warmup_steps: int = 0
+    schedule: str = "constant"  # constant | cosine | linear after warmup (the trainer's schedule)
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.0
     clip_epsilon: float = 0.2
     kl_beta: float = 0.04
     advantage_eps: float = 1e-4
     max_new_tokens: int = 64
     temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    mini_batches: int = 1
     max_grad_norm: float = 1.0
     trainable: list[str] = field(default_factory=lambda: ["llm"])
     # The LLM's token embeddings (tied to its output layer in Qwen3) stay as SFT left them: RL
     # reshapes which tokens are chosen, not what they mean, and it halves the update's cost.
     freeze_llm_embeddings: bool = True
+    shuffle_buffer: int = 100  # RL samples held in the loader's shuffle buffer
     save_every: int = 50
+    keep_checkpoints: int = 3
+    precision: str = "fp32"  # the trainer's run.precision; ratios want fp32 log-probabilities
     seed: int = 0
     reward: RewardConfig = field(default_factory=RewardConfig)
 
@@ -107,6 +124,7 @@ class RLUtterance:
 
 
 def read_rl_utterances(urls) -> list[RLUtterance]:
+    """A (small) held-out RL set in memory, for `evaluate_rollouts`; training streams instead."""
     from funfactory.shards.reader import ShardReader
 
     reader = ShardReader(urls)
@@ -116,16 +134,11 @@ def read_rl_utterances(urls) -> list[RLUtterance]:
     return out
 
 
-def step_batches(utterances: Sequence[RLUtterance], per_step: int, start_step: int = 0
-                 ) -> Iterator[list[RLUtterance]]:
-    """Fixed-order batches cycling over `utterances`; batch k is the same on every run."""
-    if not utterances:
-        raise FunfactoryError("no utterances to train on")
-    step = start_step
-    while True:
-        first = step * per_step
-        yield [utterances[(first + i) % len(utterances)] for i in range(per_step)]
-        step += 1
+def collate_utterances(samples) -> dict:
+    """The streaming loader's batch for GRPO: the utterances and their seconds of audio."""
+    utterances = [RLUtterance.from_sample(s.key, s.meta, s.audio) for s in samples]
+    return {"utterances": utterances, "keys": [u.key for u in utterances],
+            "seconds": sum(u.duration for u in utterances)}
 
 
 # ---- equations 1-3 -------------------------------------------------------------------------
@@ -179,47 +192,7 @@ def grpo_loss(logprobs: torch.Tensor, rollout_logprobs: torch.Tensor, ref_logpro
     return -objective, stats
 
 
-def response_logprobs(llm: torch.nn.Module, prompts: PromptBatch, tokens: torch.Tensor,
-                      response_mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """log pi(o_t | prompt, o_<t) for every response token; prompts already repeated per sample."""
-    response = llm.get_input_embeddings()(tokens).to(prompts.embeds.dtype)
-    embeds = torch.cat([prompts.embeds, response], dim=1)
-    mask = torch.cat([prompts.mask.long(), response_mask.long()], dim=1)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    width = tokens.shape[1]
-    out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-              logits_to_keep=width + 1)
-    logits = out.logits[:, :-1].float() / temperature
-    picked = logits.gather(-1, tokens[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return picked * response_mask.to(picked.dtype)
-
-
-# ---- the trainer ---------------------------------------------------------------------------
-
-
-def waveform_batch(audios: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(a) for a in audios], dtype=torch.long)
-    batch = torch.zeros(len(audios), int(lengths.max()))
-    for i, a in enumerate(audios):
-        batch[i, : len(a)] = torch.from_numpy(np.asarray(a, dtype=np.float32))
-    return batch, lengths
-
-
-class StepTimer:
-    def __init__(self):
-        self.seconds = {phase: 0.0 for phase in PHASES}
-
-    def phase(self, name: str):
-        timer = self
-
-        class _Phase:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.seconds[name] += time.perf_counter() - self.start
-
-        return _Phase()
+# ---- the task ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -229,14 +202,9 @@ class EncodedBatch:
     prompts: list[Prompt]
 
 
-def _audio_trainable(model: FunASRModel) -> bool:
-    return any(p.requires_grad for part in ("encoder", "adaptor")
-               for p in getattr(model, part).parameters())
-
-
 def encode_batch(model: FunASRModel, utterances: Sequence[RLUtterance], grad: bool = False
                  ) -> EncodedBatch:
-    waveforms, lengths = waveform_batch([u.audio for u in utterances])
+    waveforms, lengths = pad_waveforms([u.audio for u in utterances])
     device = next(model.parameters()).device
     with torch.set_grad_enabled(grad):
         enc = model.encode_audio(waveforms.to(device), lengths.to(device))
@@ -244,11 +212,9 @@ def encode_batch(model: FunASRModel, utterances: Sequence[RLUtterance], grad: bo
     return EncodedBatch(enc.audio_embeds, enc.audio_lengths, prompts)
 
 
-def prompt_batch(model: FunASRModel, encoded: EncodedBatch, rows: Sequence[int] | None = None,
-                 repeat: int = 1) -> PromptBatch:
-    rows = list(range(len(encoded.prompts))) if rows is None else list(rows)
-    inputs = model.build_llm_inputs(encoded.audio_embeds[rows], encoded.audio_lengths[rows],
-                                    [encoded.prompts[r] for r in rows], padding_side="left")
+def prompt_batch(model: FunASRModel, encoded: EncodedBatch, repeat: int = 1) -> PromptBatch:
+    inputs = model.build_llm_inputs(encoded.audio_embeds, encoded.audio_lengths, encoded.prompts,
+                                    padding_side="left")
     return PromptBatch(inputs.inputs_embeds.repeat_interleave(repeat, 0),
                        inputs.attention_mask.repeat_interleave(repeat, 0))
 
@@ -279,182 +245,169 @@ def reward_summary(breakdowns: Sequence[RewardBreakdown]) -> dict:
     }
 
 
-class GRPOTrainer:
-    """GRPO on a `FunASRModel` policy with a frozen reference copy and a rollout engine."""
 
-    def __init__(self, model: FunASRModel, config: GRPOConfig, out_dir: str | Path,
-                 rollout: RolloutEngine | None = None, reference: FunASRModel | None = None,
-                 extractor: KeywordExtractor | None = None,
-                 log_sink: Callable[[dict], None] | None = None):
-        self.model = model
+class StepTimer:
+    def __init__(self):
+        self.seconds = {phase: 0.0 for phase in PHASES}
+
+    def phase(self, name: str):
+        timer = self
+
+        class _Phase:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[name] += time.perf_counter() - self.start
+
+        return _Phase()
+
+
+class PolicyLogprobs(torch.nn.Module):
+    """The policy as the module the trainer trains: its forward gives the log-probabilities of
+    sampled responses, so under torchrun DDP wraps it and averages the ranks' gradients."""
+
+    def __init__(self, asr: FunASRModel):
+        super().__init__()
+        self.asr = asr
+
+    def audio_trainable(self) -> bool:
+        return any(p.requires_grad for part in ("encoder", "adaptor")
+                   for p in getattr(self.asr, part).parameters())
+
+    def forward(self, utterances: Sequence[RLUtterance], encoded: EncodedBatch,
+                rollouts: Rollouts, temperature: float) -> torch.Tensor:
+        """(B*G, T) log-probabilities; the audio is encoded again with gradients when the
+        encoder or adaptor train, else `encoded` (the rollouts' own encoding) is reused."""
+        if self.audio_trainable():
+            encoded = encode_batch(self.asr, utterances, grad=True)
+        return response_logprobs(self.asr.llm,
+                                 prompt_batch(self.asr, encoded, repeat=rollouts.group_size),
+                                 rollouts.tokens, rollouts.mask, temperature)
+
+
+class GRPOTask:
+    """GRPO as a trainer task: `loss(model, batch)` rolls out, scores and returns -J."""
+
+    def __init__(self, config: GRPOConfig, model: FunASRModel,
+                 reference: FunASRModel | None = None, rollout: RolloutEngine | None = None,
+                 extractor: KeywordExtractor | None = None):
+        if config.temperature <= 0:
+            raise FunfactoryError(f"GRPO temperature={config.temperature}: sampling needs a "
+                                  "temperature above 0 (1.0 is the policy itself)")
         self.config = config
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         names = set_trainable(model, config.trainable)
         if config.freeze_llm_embeddings:
             model.llm.get_input_embeddings().weight.requires_grad_(False)
             names = [n for n, p in model.named_parameters() if p.requires_grad]
         if not names:
             raise FunfactoryError(f"nothing to train: parts {config.trainable} have no parameters")
-        self.reference = reference or copy.deepcopy(model)
+        self.model = PolicyLogprobs(model)
+        self.reference = reference if reference is not None else copy.deepcopy(model)
         self.reference.eval().requires_grad_(False)
         self.rollout = rollout or TransformersRollout(model.llm, model.tokenizer)
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
-                                           weight_decay=config.weight_decay)
         self.rewards = RewardFunction(config.reward, extractor)
-        self.step = 0
-        self.log_path = self.out_dir / "grpo_log.jsonl"
-        self.log_sink = log_sink
-
-    # -- one step --
+        self.synced_step: int | None = None
 
     def sampling(self, step: int) -> SamplingConfig:
         c = self.config
         return SamplingConfig(n=c.group_size, max_new_tokens=c.max_new_tokens,
-                              temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
-                              seed=c.seed * 1_000_003 + step)
+                              temperature=c.temperature, seed=c.seed * 1_000_003 + step)
 
-    def train_step(self, utterances: Sequence[RLUtterance]) -> dict:
-        c, g = self.config, self.config.group_size
+    def loss(self, model, batch: dict) -> dict:
+        """`model` is `self.model`, possibly wrapped in DDP by the trainer."""
+        from funfactory.training.trainer import unwrap
+
+        # Dropout off: the ratio compares the policy with the rollout engine, which has none.
+        model.eval()
+        policy: FunASRModel = unwrap(model).asr
+        c, g, step = self.config, self.config.group_size, int(batch["step"])
+        utterances = batch["utterances"]
         timer = StepTimer()
-        self.model.train()
+        with timer.phase("weight_sync"):
+            if self.synced_step != step:
+                self.rollout.sync_weights(merged_llm_weights(policy.llm))
+                self.synced_step = step
         with timer.phase("encode"), torch.no_grad():
-            encoded = encode_batch(self.model, utterances)
-            prompts = prompt_batch(self.model, encoded)
+            encoded = encode_batch(policy, utterances)
+            prompts = prompt_batch(policy, encoded)
         with timer.phase("rollout"):
-            rollouts = self.rollout.generate(prompts, self.sampling(self.step))
+            rollouts = self.rollout.generate(prompts, self.sampling(step))
         with timer.phase("reward"):
             breakdowns = score_rollouts(self.rewards, utterances, rollouts)
             rewards = torch.tensor([b.total for b in breakdowns])
             advantages = group_advantages(rewards, g, c.advantage_eps).to(rollouts.logprobs.device)
-        with timer.phase("update"):
-            update = self._update(utterances, encoded, rollouts, advantages)
-        with timer.phase("weight_sync"):
-            self.rollout.sync_weights(policy_llm_weights(self.model.llm))
-        self.step += 1
+        with timer.phase("loss"):
+            with torch.no_grad():
+                ref_encoded = (encode_batch(self.reference, utterances)
+                               if unwrap(model).audio_trainable() else encoded)
+                ref_logprobs = response_logprobs(
+                    self.reference.llm, prompt_batch(self.reference, ref_encoded, repeat=g),
+                    rollouts.tokens, rollouts.mask, c.temperature)
+            logprobs = model(utterances, encoded, rollouts, c.temperature)
+            loss, stats = grpo_loss(logprobs, rollouts.logprobs, ref_logprobs, advantages,
+                                    rollouts.mask, c.clip_epsilon, c.kl_beta)
         audio_seconds = sum(u.duration for u in utterances)
         total = sum(timer.seconds.values())
-        record = {"step": self.step, **reward_summary(breakdowns),
-                  "reward_std": float(rewards.std(unbiased=False)), **update,
-                  "response_length": float(rollouts.lengths.float().mean()),
-                  "utterances": len(utterances), "group_size": g,
-                  "audio_seconds": audio_seconds,
-                  **{f"time_{k}": v for k, v in timer.seconds.items()},
-                  "time_step": total, "rtf": total / max(audio_seconds, 1e-9),
-                  "subsets": _count([u.subset for u in utterances if u.subset])}
-        self._log(record)
-        return record
+        summary = reward_summary(breakdowns)
+        summary.pop("keyword_recall")  # absent without keywords; ranks must log the same names
+        return {"loss": loss, **summary,
+                "reward_std": float(rewards.std(unbiased=False)),
+                "advantage_abs_mean": float(advantages.abs().mean()),
+                "kl": stats.kl, "clip_fraction": stats.clip_fraction,
+                "ratio_mean": stats.ratio_mean,
+                "response_length": float(rollouts.lengths.float().mean()),
+                "utterances": len(utterances), "group_size": g,
+                **{f"time_{k}": v for k, v in timer.seconds.items()},
+                "rtf_before_backward": total / max(audio_seconds, 1e-9)}
 
-    def _update(self, utterances, encoded: EncodedBatch, rollouts: Rollouts,
-                advantages: torch.Tensor) -> dict:
-        c, g = self.config, self.config.group_size
-        b = len(utterances)
-        audio_grad = _audio_trainable(self.model)
-        with torch.no_grad():
-            ref_encoded = encode_batch(self.reference, utterances) if audio_grad else encoded
-            ref_logprobs = response_logprobs(self.reference.llm,
-                                             prompt_batch(self.reference, ref_encoded, repeat=g),
-                                             rollouts.tokens, rollouts.mask, c.temperature)
-        chunks = [list(r) for r in np.array_split(np.arange(b), max(1, min(c.mini_batches, b)))]
-        stats, grad_norms = [], []
-        for rows in chunks:
-            policy_encoded = encode_batch(self.model, [utterances[r] for r in rows], grad=True) \
-                if audio_grad else _select(encoded, rows)
-            seq = [r * g + i for r in rows for i in range(g)]
-            logprobs = response_logprobs(self.model.llm, prompt_batch(self.model, policy_encoded, repeat=g),
-                                         rollouts.tokens[seq], rollouts.mask[seq], c.temperature)
-            loss, st = grpo_loss(logprobs, rollouts.logprobs[seq], ref_logprobs[seq],
-                                 advantages[seq], rollouts.mask[seq], c.clip_epsilon, c.kl_beta)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)))
-            self.optimizer.step()
-            stats.append(st)
-        k = len(stats)
-        return {"loss": sum(s.loss for s in stats) / k, "kl": sum(s.kl for s in stats) / k,
-                "clip_fraction": sum(s.clip_fraction for s in stats) / k,
-                "ratio_mean": sum(s.ratio_mean for s in stats) / k,
-                "grad_norm": sum(grad_norms) / k, "learning_rate": c.learning_rate}
-
-    def _log(self, record: dict) -> None:
-        with self.log_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        if self.log_sink is not None:
-            self.log_sink(record)
-
-    # -- runs, checkpoints, resume --
-
-    def fit(self, utterances: Sequence[RLUtterance], steps: int | None = None) -> list[dict]:
-        steps = self.config.steps if steps is None else steps
-        records = []
-        batches = step_batches(utterances, self.config.utterances_per_step, self.step)
-        while self.step < steps:
-            records.append(self.train_step(next(batches)))
-            if self.config.save_every and self.step % self.config.save_every == 0:
-                self.save_checkpoint()
-        return records
-
-    def checkpoint_dir(self, step: int) -> Path:
-        return self.out_dir / "checkpoints" / f"step-{step:06d}"
-
-    def save_checkpoint(self) -> Path:
+    def export(self, model: PolicyLogprobs, folder: Path) -> None:
         from funfactory.model.checkpoint import save_model
 
-        final = self.checkpoint_dir(self.step)
-        tmp = final.with_name(f".{final.name}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_model(self.model, tmp / "model")
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        state = {"step": self.step, "config": _jsonable(asdict(self.config)),
-                 "torch_rng": torch.get_rng_state().tolist()}
-        (tmp / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        return final
-
-    def load_checkpoint(self, folder: str | Path) -> None:
-        """Load the optimizer and step of a checkpoint whose model this trainer already holds."""
-        folder = Path(folder)
-        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-        self.step = int(state["step"])
-        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-        self._truncate_log(self.step)
-
-    def _truncate_log(self, step: int) -> None:
-        if not self.log_path.exists():
-            return
-        kept = [line for line in self.log_path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
-        self.log_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        save_model(model.asr, folder)
 
 
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    folder = Path(out_dir) / "checkpoints"
-    found = sorted(p for p in folder.glob("step-*") if (p / "trainer_state.json").is_file()) \
-        if folder.is_dir() else []
-    return found[-1] if found else None
+def train_config(config: GRPOConfig, shards: str | Sequence[str], out_dir: str | Path,
+                 device: str = "cpu") -> TrainConfig:
+    """The trainer's view of a GRPO run: one RL stream in batches of B utterances."""
+    urls = [shards] if isinstance(shards, (str, Path)) else list(shards)
+    return TrainConfig(
+        data=LoaderConfig(streams=[StreamConfig(name="rl", shards=[str(u) for u in urls])],
+                          seed=config.seed, batch_size=config.utterances_per_step,
+                          shuffle_buffer=config.shuffle_buffer,
+                          max_duration=RL_MAX_SECONDS),
+        optim=OptimConfig(lr=config.learning_rate, weight_decay=config.weight_decay,
+                          warmup_steps=config.warmup_steps, schedule=config.schedule,
+                          min_lr_ratio=config.min_lr_ratio, grad_clip=config.max_grad_norm),
+        run=RunConfig(out_dir=str(out_dir), max_steps=config.steps, save_every=config.save_every,
+                      keep_checkpoints=config.keep_checkpoints, val_every=0, log_every=1,
+                      device=device, seed=config.seed, precision=config.precision))
 
 
-def resume_or_start(init_model: str | Path, out_dir: str | Path, config: GRPOConfig,
-                    rollout_factory: Callable[[FunASRModel], RolloutEngine] | None = None,
-                    extractor: KeywordExtractor | None = None, device: str = "cpu") -> GRPOTrainer:
-    """A trainer for `out_dir`: from its latest checkpoint if there is one, else from
-    `init_model` (a saved model folder), which is also the frozen reference policy."""
+def run_grpo(init_model: str | Path, shards: str | Sequence[str], out_dir: str | Path,
+             config: GRPOConfig, rollout: str = "transformers", device: str = "cpu",
+             extractor: KeywordExtractor | None = None) -> dict:
+    """GRPO from `init_model` (a saved model folder, also the frozen reference policy) on RL
+    shards, to `config.steps` steps, resuming from the newest checkpoint in `out_dir`. Returns
+    the last step's metrics; the tuned model is `out_dir/final`. Under torchrun each rank rolls
+    out its own share of the shards with its own engine, and DDP averages the gradients."""
     from funfactory.model.checkpoint import load_model
+    from funfactory.training.loader import StreamingLoader
+    from funfactory.training.trainer import Trainer, setup_distributed
 
-    checkpoint = latest_checkpoint(out_dir)
-    model = load_model(checkpoint / "model" if checkpoint else init_model).to(device)
-    reference = load_model(init_model).to(device) if checkpoint else None
-    rollout = rollout_factory(model) if rollout_factory else None
-    trainer = GRPOTrainer(model, config, out_dir, rollout=rollout, reference=reference,
-                          extractor=extractor)
-    if checkpoint:
-        trainer.load_checkpoint(checkpoint)
-    return trainer
+    train = train_config(config, shards, out_dir, device)
+    info = setup_distributed(train.run)
+    torch.manual_seed(config.seed)
+    model = load_model(init_model).to(info.device)
+    reference = load_model(init_model).to(info.device)
+    llm_dir = Path(out_dir) / f"rollout_llm-rank{info.rank}" if rollout == "vllm" else None
+    if llm_dir is not None:
+        model.llm.save_pretrained(llm_dir)
+        model.tokenizer.save_pretrained(llm_dir)
+    engine = build_rollout_engine(rollout, model.llm, model.tokenizer, llm_dir=llm_dir)
+    task = GRPOTask(config, model, reference, engine, extractor)
+    loader = StreamingLoader(train.data, info.rank, info.world_size, collate=collate_utterances)
+    return Trainer(train, task, loader, info).fit()
 
 
 @torch.no_grad()
@@ -474,21 +427,3 @@ def evaluate_rollouts(model: FunASRModel, engine: RolloutEngine, utterances: Seq
     return reward_summary(breakdowns), texts
 
 
-def _select(encoded: EncodedBatch, rows: list[int]) -> EncodedBatch:
-    return EncodedBatch(encoded.audio_embeds[rows], encoded.audio_lengths[rows],
-                        [encoded.prompts[r] for r in rows])
-
-
-def _count(items: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in items:
-        out[item] = out.get(item, 0) + 1
-    return out
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value

@@ -4,9 +4,10 @@
         [--set group_size=8 --set kl_beta=0.02 --set steps=500] [--rollout transformers|vllm]
 
 INIT_MODEL is a model folder written by `save_model` (the SFT result); it is also the frozen
-reference policy. OUT_DIR gets `grpo_log.jsonl` and `checkpoints/step-XXXXXX/`; running the same
-command again resumes from the latest checkpoint. `register_grpo(subparsers)` adds the command to
-`funfactory train`.
+reference policy. GRPO is a task of the training loop (`training/grpo.py`): OUT_DIR gets the
+trainer's `metrics.jsonl` (one row per step), `checkpoints/step-XXXXXXXX/` and `final/`, the
+tuned model folder, whose path the command prints last. Running the same command again resumes
+from the newest checkpoint. `register_grpo(subparsers)` adds the command to `funfactory train`.
 """
 
 from __future__ import annotations
@@ -34,26 +35,11 @@ def _grpo(args) -> int:
     from pathlib import Path
 
     from funfactory.config import load_config
-    from funfactory.training.grpo import GRPOConfig, read_rl_utterances, resume_or_start
+    from funfactory.training.grpo import GRPOConfig, run_grpo
 
     config = load_config(GRPOConfig, args.config, args.set)
-    utterances = read_rl_utterances(args.shards)
-    factory = None
-    if args.rollout == "vllm":
-        from funfactory.training.rollout import build_rollout_engine
-
-        def factory(model):
-            folder = Path(args.out) / "rollout_llm"
-            model.llm.save_pretrained(folder)
-            model.tokenizer.save_pretrained(folder)
-            return build_rollout_engine("vllm", model.llm, model.tokenizer, llm_dir=folder)
-
-    trainer = resume_or_start(args.init_model, args.out, config, rollout_factory=factory,
-                              device=args.device)
-    trainer.log_sink = lambda r: print(json.dumps(
-        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
-         if k in ("step", "reward", "r1_accuracy", "r3_hallucination", "hallucinations", "kl",
-                  "clip_fraction", "response_length", "time_step", "rtf")}), flush=True)
-    trainer.fit(utterances)
-    print(trainer.save_checkpoint())
+    metrics = run_grpo(args.init_model, args.shards, args.out, config, rollout=args.rollout,
+                       device=args.device)
+    print(json.dumps(metrics))
+    print(Path(args.out) / "final")
     return 0

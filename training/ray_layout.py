@@ -6,33 +6,33 @@ adaptor, a rollout engine (vLLM with prompt embeddings, or the transformers loop
 being trained. A step runs the phases of `training/grpo.py` in turn, and a role not in use parks
 its weights and caches on the CPU so the active one has the GPU to itself:
 
-    encode (encoder on GPU)  ->  rollout (engine on GPU)  ->  reward (same worker, CPU)
-    ->  update (policy on GPU)  ->  weight sync (policy -> engine, same GPU)
+    weight sync (policy -> engine, same GPU)  ->  encode (encoder on GPU)
+    ->  rollout (engine on GPU)  ->  reward (same worker, CPU)  ->  update (policy on GPU)
 
-so the weight sync is a device-local copy rather than a broadcast between machines. The driver
-shards each step's utterances across workers (`shard_batch`, whole groups per worker: advantages
-need only the worker's own groups).
+so the weight sync is a device-local copy rather than a broadcast between machines. Each worker
+runs the one training loop; with several, each would be a rank of the streaming loader, which
+splits the RL shards between ranks (whole utterances, so each group stays on one worker:
+advantages need only the worker's own groups).
 
 Not wired yet: averaging the workers' gradients (a torch.distributed group across the actors, as
-the SFT trainer's DDP does); until then each worker trains its own policy on its share, which is
-only right for one worker. Parking idle roles on the CPU is left to the engines (vLLM's sleep
-mode); the transformers engine keeps its copy on the device.
+the SFT trainer's DDP does). Without it every worker would train its own policy on its share of
+the batch, so `ColocatedCluster` refuses more than one worker. Parking idle roles on the CPU is
+left to the engines (vLLM's sleep mode); the transformers engine keeps its copy on the device.
 
 `ray` is an optional extra: nothing here imports it until `ColocatedCluster` is built. What runs
-without Ray (the placement plan, the batch sharding and the phase order) is tested; the actors
+without Ray (the placement plan, the one-worker check and the phase order) is tested; the actors
 themselves are not exercised in this repository's tests (no Ray, no GPU on the test machines).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from funfactory.errors import FunfactoryError, MissingAssetError
 
 ROLES = ("encoder", "rollout", "policy")
-PHASE_ORDER = (("encode", "encoder"), ("rollout", "rollout"), ("reward", None),
-               ("update", "policy"), ("weight_sync", "rollout"))
+PHASE_ORDER = (("weight_sync", "rollout"), ("encode", "encoder"), ("rollout", "rollout"),
+               ("reward", None), ("update", "policy"))
 
 
 @dataclass(frozen=True)
@@ -60,43 +60,40 @@ def plan_placement(num_gpus: int, cpus_per_gpu: int = 8, num_cpu_workers: int = 
     return Placement(num_gpus, 1, cpus_per_gpu)
 
 
-def shard_batch(items: Sequence, workers: int) -> list[list]:
-    """Contiguous, near-equal slices (whole utterances: a group never spans two workers)."""
-    if workers < 1:
-        raise FunfactoryError("at least one worker")
-    size, extra = divmod(len(items), workers)
-    out, start = [], 0
-    for w in range(workers):
-        stop = start + size + (1 if w < extra else 0)
-        out.append(list(items[start:stop]))
-        start = stop
-    return out
+def check_single_policy(placement: Placement) -> None:
+    """Refuse layouts that would train one independent policy per worker."""
+    if placement.workers > 1:
+        raise FunfactoryError(
+            f"{placement.workers} workers would each train their own policy: the workers' "
+            "gradients are not averaged yet. Use one worker (one GPU), or run GRPO in one process "
+            "with `funfactory train grpo`")
 
 
 class ColocatedWorker:
-    """The body of one Ray actor: a GRPO trainer whose roles share one device.
+    """The body of one Ray actor: a GRPO run (`training/grpo.py`'s `run_grpo`, the one training
+    loop with its loader and checkpoints) whose roles share one device.
 
     `ray.remote(ColocatedWorker)` turns it into an actor; the same class runs in-process when
     called directly (a one-GPU or CPU run without Ray).
     """
 
-    def __init__(self, init_model: str, out_dir: str, config, device: str = "cpu"):
-        from funfactory.training.grpo import resume_or_start
+    def __init__(self, init_model: str, shards: str, out_dir: str, config, device: str = "cpu"):
+        self.args = (init_model, shards, out_dir, config)
+        self.device = device
 
-        self.trainer = resume_or_start(init_model, out_dir, config, device=device)
+    def run(self) -> dict:
+        from funfactory.training.grpo import run_grpo
 
-    def step(self, utterances) -> dict:
-        return self.trainer.train_step(utterances)
-
-    def save(self) -> str:
-        return str(self.trainer.save_checkpoint())
+        init_model, shards, out_dir, config = self.args
+        return run_grpo(init_model, shards, out_dir, config, device=self.device)
 
 
 class ColocatedCluster:
     """Ray actors, one per placement bundle, each running `ColocatedWorker`."""
 
-    def __init__(self, init_model: str, out_dir: str, config, placement: Placement,
+    def __init__(self, init_model: str, shards: str, out_dir: str, config, placement: Placement,
                  address: str | None = None):
+        check_single_policy(placement)
         try:
             import ray
             from ray.util.placement_group import placement_group
@@ -115,11 +112,9 @@ class ColocatedCluster:
             actor.options(num_gpus=placement.gpus_per_worker, num_cpus=placement.cpus_per_worker,
                           scheduling_strategy=PlacementGroupSchedulingStrategy(
                               placement_group=self.group, placement_group_bundle_index=i))
-            .remote(init_model, f"{out_dir}/worker-{i:03d}", config, device)
+            .remote(init_model, shards, out_dir, config, device)
             for i in range(placement.workers)]
 
-    def step(self, utterances) -> list[dict]:
-        """One GRPO step with the batch split across workers (independent policies per worker
-        until a DDP process group joins their updates: see the module docstring)."""
-        parts = shard_batch(utterances, len(self.workers))
-        return self.ray.get([w.step.remote(p) for w, p in zip(self.workers, parts) if p])
+    def run(self) -> list[dict]:
+        """The GRPO run on the worker; its last step's metrics."""
+        return self.ray.get([w.run.remote() for w in self.workers])

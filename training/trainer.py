@@ -5,13 +5,14 @@ loader, run the task's loss under autocast, step the optimiser and schedule, the
 and checkpoint at their intervals. A *task* supplies what differs between stages:
 
     task.model                      the torch module to train (parameters to freeze already frozen)
-    task.loss(model, batch)         -> {"loss": scalar tensor, other scalars...}
+    task.loss(model, batch)         -> {"loss": scalar tensor, other scalars (tensors or numbers)}
     task.validate(model)            -> {"val_cer": ..., ...} (optional; rank 0)
     task.export(model, folder)      writes the stage's final model (optional)
 
-The pieces are plain functions so other loops (GRPO) reuse them: `setup_distributed`,
-`wrap_model`, `build_optimizer`, `build_scheduler`, `save_checkpoint` / `load_checkpoint` /
-`latest_checkpoint`, `MetricsLogger`.
+Tasks: Best-RQ and AED pre-training, the SFT stages and contextual SFT (`training/sft.py`), and
+GRPO (`training/grpo.py`, whose loss samples rollouts and scores them). The pieces are plain
+functions: `setup_distributed`, `wrap_model`, `build_optimizer`, `build_scheduler`,
+`save_checkpoint` / `load_checkpoint` / `latest_checkpoint`, `MetricsLogger`.
 
 Checkpoint folder (`{out_dir}/checkpoints/step-{step:08d}/`, written under a temporary name and
 renamed when complete):
@@ -355,6 +356,14 @@ class MetricsLogger:
                     self.writer.add_scalar(name, value, step)
             self.writer.flush()
 
+    def forget_after(self, step: int) -> None:
+        """Drop the rows of steps after `step` (a resumed run logs them again)."""
+        if not self.enabled or not self.path.is_file():
+            return
+        rows = self.path.read_text(encoding="utf-8").splitlines()
+        kept = [row for row in rows if row and json.loads(row)["step"] <= step]
+        self.path.write_text("".join(row + "\n" for row in kept), encoding="utf-8")
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -394,6 +403,7 @@ class Trainer:
         state = load_checkpoint(found, self.model, self.optimizer, self.scheduler, self.scaler,
                                 self.info)
         self.step = state["step"]
+        self.metrics.forget_after(self.step)
         if state["loader_state"] is not None:
             self.loader.load_state_dict(state["loader_state"])
         log.info("resumed from %s at step %d", found, self.step)
@@ -431,7 +441,8 @@ class Trainer:
                 loss = losses["loss"] / accum
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             for name, value in losses.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach()) / accum
+                value = float(value.detach()) if torch.is_tensor(value) else float(value)
+                totals[name] = totals.get(name, 0.0) + value / accum
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         trainable = [p for p in self.model.parameters() if p.requires_grad]

@@ -1,0 +1,41 @@
+"""A LoRA-wrapped LLM's weights as a plain checkpoint names them (report section 4.2, stages 3-4).
+
+`merged_llm_weights(llm)` yields (name, tensor) pairs of the base model with every adapter folded
+in (base weight + scaled B @ A), computed on the fly: the live peft model is left as it is, so a
+policy keeps training its adapters after a checkpoint is written or a rollout engine is synced.
+peft's own `merge_and_unload` would instead rewrite the model in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+def is_peft(llm: torch.nn.Module) -> bool:
+    return hasattr(llm, "peft_config") and hasattr(getattr(llm, "base_model", None), "model")
+
+
+def merged_llm_weights(llm: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) of the LLM as a plain transformers checkpoint names them, LoRA merged."""
+    if not is_peft(llm):
+        for name, tensor in llm.state_dict().items():
+            yield name, tensor.detach()
+        return
+    base = llm.base_model
+    adapter = llm.active_adapter
+    for name, module in base.model.named_modules():
+        if hasattr(module, "base_layer") and hasattr(module, "get_delta_weight"):
+            weight = module.base_layer.weight.detach()
+            if adapter in getattr(module, "lora_A", {}):
+                weight = weight + module.get_delta_weight(adapter).detach()
+            yield f"{name}.weight", weight
+            if getattr(module.base_layer, "bias", None) is not None:
+                yield f"{name}.bias", module.base_layer.bias.detach()
+    lora_owned = {n for n, m in base.model.named_modules() if hasattr(m, "base_layer")}
+    for name, tensor in base.model.state_dict().items():
+        owner = name.rsplit(".", 2)[0] if ".base_layer." in name else name.rsplit(".", 1)[0]
+        if "lora_" in name or owner in lora_owned:
+            continue
+        yield name, tensor.detach()
