@@ -151,3 +151,23 @@ def test_context_job_with_the_llm_replays_from_a_warm_cache(tmp_path):
         for piece in meta["context"]["pieces"]:
             if piece["relevant"]:
                 assert all(cx.keyword_in(k, piece["text"]) for k in piece["keywords"])
+
+
+def test_context_job_on_dask_keeps_every_segment(tmp_path):
+    """The DaskRunner drops what a DoFn emits from finish_bundle (where BatchElements emits a
+    bundle's last batch): the job's batches are cut in the driver, so no segment is lost."""
+    from distributed import LocalCluster
+
+    from funfactory.pipelines.common.runner import beam_options
+    from funfactory.pipelines.context.config import ContextConfig
+    from funfactory.pipelines.context.pipeline import run_context
+
+    config = ContextConfig(generators=["retrieval-keyword"], max_segment_s=8.0,
+                           only_units=["ff0-en-00"])
+    direct = run_context(tmp_path / "direct", config)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        options = beam_options(runner="DaskRunner", dask_address=cluster.scheduler_address)
+        dask = run_context(tmp_path / "dask", config, options=options)
+    assert dask["extra"]["yields"]["segments"] == direct["extra"]["yields"]["segments"] > 0
+    assert _read(tmp_path / "dask") == _read(tmp_path / "direct")

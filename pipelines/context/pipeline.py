@@ -1,7 +1,8 @@
 """The contextual SFT data Beam job (Fun-ASR section 4.3; steps in `funfactory.synth.contextual`).
 
     recordings -> segments (driver; previous-segment transcript as prompt)
-      -> BatchElements -> SynthesizeContext (keywords, LLM pieces + keyword filter, retrieval)
+      -> batches of llm.batch_size (driver), reshuffled
+      -> SynthesizeContext (keywords, LLM pieces + keyword filter, retrieval)
       -> pool of every segment's relevant pieces and transcript (side input)
       -> per unit: AssembleUnit (five irrelevant pieces from other samples, audio cut, sample JSON)
       -> WriteUnits -> shards + run report with the yields of each step.
@@ -244,14 +245,17 @@ def run_context(out_dir: str | Path, config, shards: str | None = None, options=
         recordings = recordings[:config.limit_units]
     by_unit = {rec["unit"]: rec for rec in recordings}
     records = segment_records(recordings, config)
+    size = max(1, config.llm.batch_size)
+    # batches cut here, not by BatchElements: its last batch comes from finish_bundle, whose
+    # output the DaskRunner drops; fixed batches are also the same on every runner
+    batches = [records[i:i + size] for i in range(0, len(records), size)]
     texts = retrieval_texts(recordings)
     sha = config_sha256(dataclasses.asdict(config) | {"input": shards or "corpus"})
 
     def build(p, todo):
         wanted = set(todo)
-        synthesized = (p | "Segments" >> beam.Create(records)
-                       | "Batch" >> beam.BatchElements(min_batch_size=1,
-                                                       max_batch_size=max(1, config.llm.batch_size))
+        synthesized = (p | "Segments" >> beam.Create(batches, reshuffle=False)
+                       | "Spread" >> beam.Reshuffle()
                        | "Synthesize" >> beam.ParDo(SynthesizeContext(config),
                                                     texts=beam.pvalue.AsList(
                                                         p | "RetrievalPool" >> beam.Create(texts))))

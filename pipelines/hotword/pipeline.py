@@ -171,7 +171,8 @@ def run_hotword(out_dir: str | Path, config: HotwordConfig, shards: str | None =
 
     def build(p, todo):
         wanted = set(todo)
-        mined = (p | "Utterances" >> beam.Create(records)
+        mined = (p | "Utterances" >> beam.Create(records, reshuffle=False)
+                 | "Spread" >> beam.Reshuffle()
                  | "Mine" >> beam.ParDo(MineHotwords(config)))
         pool = mined | "Pool" >> beam.FlatMap(
             lambda r: [(r["unit"], h["text"]) for h in r["hotwords"]])

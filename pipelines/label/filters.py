@@ -90,10 +90,10 @@ class FilterLabels(beam.DoFn):
             return
         started = time.perf_counter()
         failed = check(p["text"], p["duration"], p["language_hint"], self.cfg, self.max_duration)
-        p["stage_seconds"]["filter"] = time.perf_counter() - started
+        p = {**p, "stage_seconds": {**p["stage_seconds"], "filter": time.perf_counter() - started}}
         if failed is None:
             beam.metrics.Metrics.counter("filter", "kept").inc()
-            yield item
+            yield unit, kind, p
             return
         reason, detail = failed
         beam.metrics.Metrics.counter("filter", "dropped").inc()

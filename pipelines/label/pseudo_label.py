@@ -50,13 +50,11 @@ class PseudoLabel(beam.DoFn):
         if kind != "batch":
             yield item
             return
-        segments = [(unit, "segment", p) for p in batch]
-        segments.sort(key=lambda item: (item[2]["duration"], item[2]["key"]))
-        payloads = [item[2] for item in segments]
+        # new payloads: the input batch (and its dicts) may be shared by the runner
+        payloads = sorted(({**p, "labels": {}, "stage_seconds": dict(p["stage_seconds"])}
+                           for p in batch), key=lambda p: (p["duration"], p["key"]))
         total = sum(p["duration"] for p in payloads) or 1.0
         languages = [p["language_hint"] or None for p in payloads]
-        for p in payloads:
-            p["labels"] = {}
         for backend in self.backends:
             chosen = [i for i, lang in enumerate(languages) if backend.covers(lang)]
             if not chosen:
@@ -80,6 +78,7 @@ class PseudoLabel(beam.DoFn):
                     languages[i] = transcript.language
         for p, lang in zip(payloads, languages):
             p["language"] = lang or ""
-        beam.metrics.Metrics.counter("label", "segments").inc(len(segments))
+        beam.metrics.Metrics.counter("label", "segments").inc(len(payloads))
         beam.metrics.Metrics.distribution("label", "batch_audio_ms").update(int(1000 * total))
-        yield from segments
+        for p in payloads:
+            yield unit, "segment", p

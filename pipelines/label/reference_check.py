@@ -62,10 +62,10 @@ class CheckReference(beam.DoFn):
         answered = {name: label["text"] for name, label in p["labels"].items()
                     if "error" not in label}
         agreement = agreement_with_reference(reference, answered, p["language"] or None)
-        p["labels"].update({"reference": {"text": reference, **agreement},
-                            "chosen": "reference", "agreement": None})
-        p["label_text"] = reference
-        p["stage_seconds"]["reference"] = time.perf_counter() - started
+        p = {**p, "labels": {**p["labels"], "reference": {"text": reference, **agreement},
+                             "chosen": "reference", "agreement": None},
+             "label_text": reference,
+             "stage_seconds": {**p["stage_seconds"], "reference": time.perf_counter() - started}}
         best = agreement["best_system"]
         if best is None or agreement["best_error"] > self.cfg.max_error:
             beam.metrics.Metrics.counter("reference", "unsupported").inc()
@@ -80,7 +80,7 @@ class CheckReference(beam.DoFn):
             yield unit, "reject", row
             return
         beam.metrics.Metrics.counter("reference", "kept").inc()
-        yield item
+        yield unit, kind, p
 
 
 class VoteOrCheckReference(beam.DoFn):

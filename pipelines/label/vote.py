@@ -224,12 +224,11 @@ class Vote(beam.DoFn):
             return
         started = time.perf_counter()
         decision = decide(p["labels"], p["language"], p["duration"], self.cfg, self.model)
-        p["labels"].update(decision.labels)
-        p["label_text"] = decision.text
-        p["stage_seconds"]["vote"] = time.perf_counter() - started
+        p = {**p, "labels": {**p["labels"], **decision.labels}, "label_text": decision.text,
+             "stage_seconds": {**p["stage_seconds"], "vote": time.perf_counter() - started}}
         if decision.reason is None:
             beam.metrics.Metrics.counter("vote", "kept").inc()
-            yield item
+            yield unit, kind, p
             return
         beam.metrics.Metrics.counter("vote", "dropped").inc()
         row = reject_row(unit=unit, key=p["key"], stage="vote", reason=decision.reason,
