@@ -269,6 +269,38 @@ def _train_config(run, name: str, stage: str, steps: int, lr: float, init: Path 
     return path
 
 
+def speech(run) -> dict:
+    """Tens of minutes of TTS speech with known text for the model (funfactory.demo_speech)."""
+    from funfactory.demo_speech import build_speech, plan_speech
+
+    corpus_texts = [u["text"] for line in
+                    run.path("corpus", "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+                    if line for u in json.loads(line)["utterances"]]
+    folder = build_speech(plan_speech(run.seed, corpus_texts))
+    return {"folder": str(folder),
+            **json.loads((folder / "summary.json").read_text(encoding="utf-8"))}
+
+
+def model(run) -> dict:
+    """The `cpu` recogniser: CTC head, then adaptor + LLM LoRA reading the CTC hypothesis."""
+    from funfactory import demo_model
+
+    speech_dir = Path(run.summary("speech")["folder"])
+    results, init = {}, None
+    for name, stage, steps, lr, every in demo_model.RUNS:
+        config = demo_model.train_config(run, speech_dir, name, stage, steps, lr, every, init)
+        cli(run, "train", "sft", "--config", config)
+        init = run.path("runs", name, "final")
+        results[name] = {"stage": stage, "steps": steps, **_last_validation(run.path("runs", name))}
+    png = demo_model.curves_png(run, [name for name, *_ in demo_model.RUNS],
+                                run.path("report", "model-validation.png"))
+    final = {condition: demo_model.score_final(init, speech_dir / folder)
+             for condition, folder in (("held-out sentences, training voices", "heldout"),
+                                       ("held-out sentences, unseen voice", "unseen-voice"))}
+    return {"runs": results, "final_model": str(init), "final": final,
+            "png": str(png.relative_to(run.out))}
+
+
 def sft(run) -> dict:
     cli(run, "model", "tiny-llm", run.path("models", "tiny-llm"))
     results, init = {}, None
