@@ -348,7 +348,8 @@ def evaluate(run) -> dict:
     grpo_model = sorted(run.path("runs", "grpo", "checkpoints").glob("step-*"))[-1] / "model"
     sft_model = run.path("runs", "contextual", "final")
     out = run.path("eval")
-    systems = [(f"model:{sft_model}", "sft"), (f"model:{grpo_model}", "grpo"),
+    systems = [(f"model:{run.summary('model')['final_model']}", "cpu-model"),
+               (f"model:{sft_model}", "sft"), (f"model:{grpo_model}", "grpo"),
                (f"streaming:{grpo_model}@720", "grpo-streaming"),
                ("backend:whisper-base", "whisper-base")]
     # "seen": our model on its own training utterances against their pseudo-labels, which

@@ -95,8 +95,13 @@ class FunASRModel(nn.Module):
         vocab = CTCVocab.build(tokenizer, ctc_texts, max_size=ctc_vocab_size)
         torch.manual_seed(seed)
         model = cls(config, llm, tokenizer, vocab)
-        if config.whisper is not None and config.whisper.source:
-            load_whisper_encoder(model.encoder, config.whisper.source)
+        if config.whisper is not None:
+            if config.whisper.source:
+                load_whisper_encoder(model.encoder, config.whisper.source)
+            # Around a pretrained LLM the adaptor starts silent (zero output), so the first
+            # steps do not feed the LLM random embeddings it would have to learn to ignore.
+            nn.init.zeros_(model.adaptor.out_proj.weight)
+            nn.init.zeros_(model.adaptor.out_proj.bias)
         return model
 
     @property
