@@ -18,24 +18,23 @@ from pathlib import Path
 
 import yaml
 
-# (run name, stage, optimiser steps, learning rate, validate every)
+# (run name, stage, optimiser steps, learning rate, validate every, seconds of audio per batch)
 RUNS = (
-    ("cpu-ctc", "ctc", 360, 2e-3, 60),
-    ("cpu-llm", "hypothesis_lora", 120, 1e-3, 40),
+    ("cpu-ctc", "ctc", 300, 2e-3, 60, 40),
+    ("cpu-llm", "hypothesis_lora", 80, 1e-3, 40, 20),
 )
-BATCH_SECONDS = 40
 VAL_UTTERANCES = 48
 
 
 def train_config(run, speech: Path, name: str, stage: str, steps: int, lr: float, every: int,
-                 init: Path | None) -> Path:
+                 batch_seconds: float, init: Path | None) -> Path:
     streams = [{"name": "tts", "shards": [str(speech / "train")]},
                {"name": "label", "shards": [str(run.path("shards", "label"))], "weight": 0.1,
                 "cycle": True}]
     model = {"size": "cpu", "stage": stage, "ctc_vocab_size": 257}
     if init is not None:
         model["init_from"] = str(init)
-    config = {"data": {"streams": streams, "max_batch_seconds": BATCH_SECONDS, "num_workers": 0,
+    config = {"data": {"streams": streams, "max_batch_seconds": batch_seconds, "num_workers": 0,
                        "seed": run.seed},
               "model": model,
               "optim": {"lr": lr, "warmup_steps": max(1, steps // 10)},

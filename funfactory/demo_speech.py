@@ -1,8 +1,9 @@
 """Speech with known text for the demo's model: several TTS voices, held-out sentences and voice.
 
 The demo's raw corpus holds about a minute of speech, too little to train a recogniser. This
-builds tens of minutes more from the English sentence pool of `funfactory.synth` with several
-real TTS voices (section 3's synthetic-data idea at small scale), as three shard sets:
+builds tens of minutes more from the English sentence pool of `funfactory.synth` and the
+demo's own sentences (`demo-sentences-en.txt`; distinct sentences matter more than steps for
+a character CTC head, which otherwise memorises them) with several real TTS voices (section 3's synthetic-data idea at small scale), as three shard sets:
 
 - `train`: the training sentences, each spoken by every training voice;
 - `heldout`: sentences no training utterance says (among them every English sentence of the
@@ -29,7 +30,8 @@ from funfactory.cache import cache_root, file_lock
 TRAIN_VOICES = ("hibari-en", "piper-joe-en", "espeak-en", "espeak-en-f")
 UNSEEN_VOICE = "kokoro-alpha"
 HELDOUT_SENTENCES = 24
-VERSION = "1"
+VERSION = "2"
+EXTRA_SENTENCES = Path(__file__).with_name("demo-sentences-en.txt")
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ def plan_speech(seed: int, keep_out: list[str]) -> SpeechPlan:
     """Held-out sentences: `keep_out` (the demo corpus's own sentences) topped up at random."""
     from funfactory.synth.corpus import load_sentences
 
-    pool = load_sentences("en")
+    pool = load_sentences("en") + [line.strip() for line in EXTRA_SENTENCES.read_text(
+        encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
     rng = np.random.default_rng([seed, 1717])
     heldout = [s for s in pool if s in set(keep_out)]
     for i in rng.permutation(len(pool)):

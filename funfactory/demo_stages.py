@@ -287,8 +287,9 @@ def model(run) -> dict:
 
     speech_dir = Path(run.summary("speech")["folder"])
     results, init = {}, None
-    for name, stage, steps, lr, every in demo_model.RUNS:
-        config = demo_model.train_config(run, speech_dir, name, stage, steps, lr, every, init)
+    for name, stage, steps, lr, every, seconds in demo_model.RUNS:
+        config = demo_model.train_config(run, speech_dir, name, stage, steps, lr, every, seconds,
+                                         init)
         cli(run, "train", "sft", "--config", config)
         init = run.path("runs", name, "final")
         results[name] = {"stage": stage, "steps": steps, **_last_validation(run.path("runs", name))}

@@ -19,8 +19,8 @@ def test_cpu_size_learns_held_out_sentences(tmp_path):
     speech = build_speech(plan_speech(0, []))
     run = SimpleNamespace(seed=0, out=tmp_path, path=lambda *p: tmp_path.joinpath(*p))
     init = None
-    for name, stage, steps, lr, every in demo_model.RUNS:
-        config = demo_model.train_config(run, speech, name, stage, steps, lr, every, init)
+    for name, stage, steps, lr, every, seconds in demo_model.RUNS:
+        config = demo_model.train_config(run, speech, name, stage, steps, lr, every, seconds, init)
         assert main(["train", "sft", "--config", str(config)]) == 0
         init = tmp_path / "runs" / name / "final"
     result = demo_model.score_final(init, speech / "heldout")
