@@ -26,6 +26,25 @@ RUNS = (
 VAL_UTTERANCES = 48
 
 
+def write_config(run, name: str, stage: str, streams: list[dict], model: dict, steps: int,
+                 lr: float, every: int, batch_seconds: float, val_shards: list[str],
+                 val_utterances: int, log_every: int) -> Path:
+    """One trainer run's YAML under `configs/` (the demo's runs all share this layout)."""
+    config = {"data": {"streams": streams, "max_batch_seconds": batch_seconds, "num_workers": 0,
+                       "seed": run.seed},
+              "model": model,
+              "optim": {"lr": lr, "warmup_steps": max(1, steps // 10)},
+              "run": {"out_dir": str(run.path("runs", name)), "max_steps": steps,
+                      "save_every": steps, "val_every": every, "log_every": log_every,
+                      "val_shards": val_shards, "val_max_utterances": val_utterances,
+                      "decode_method": "ctc" if stage == "ctc" else "llm", "threads": 2,
+                      "seed": run.seed}}
+    path = run.path("configs", f"{name}.yaml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def train_config(run, speech: Path, name: str, stage: str, steps: int, lr: float, every: int,
                  batch_seconds: float, init: Path | None) -> Path:
     streams = [{"name": "tts", "shards": [str(speech / "train")]},
@@ -34,20 +53,8 @@ def train_config(run, speech: Path, name: str, stage: str, steps: int, lr: float
     model = {"size": "cpu", "stage": stage, "ctc_vocab_size": 257}
     if init is not None:
         model["init_from"] = str(init)
-    config = {"data": {"streams": streams, "max_batch_seconds": batch_seconds, "num_workers": 0,
-                       "seed": run.seed},
-              "model": model,
-              "optim": {"lr": lr, "warmup_steps": max(1, steps // 10)},
-              "run": {"out_dir": str(run.path("runs", name)), "max_steps": steps,
-                      "save_every": steps, "val_every": every, "log_every": 10,
-                      "val_shards": [str(speech / "heldout")],
-                      "val_max_utterances": VAL_UTTERANCES,
-                      "decode_method": "ctc" if stage == "ctc" else "llm", "threads": 2,
-                      "seed": run.seed}}
-    path = run.path("configs", f"{name}.yaml")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    return write_config(run, name, stage, streams, model, steps, lr, every, batch_seconds,
+                        [str(speech / "heldout")], VAL_UTTERANCES, log_every=10)
 
 
 def score_final(folder: Path, shards: Path) -> dict:

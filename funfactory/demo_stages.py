@@ -15,7 +15,6 @@ import json
 import shlex
 from pathlib import Path
 
-import yaml
 
 from funfactory.errors import FunfactoryError
 
@@ -254,19 +253,11 @@ def _train_config(run, name: str, stage: str, steps: int, lr: float, init: Path 
         model["llm_path"] = str(run.path("models", "tiny-llm"))
     else:
         model["init_from"] = str(init)
-    config = {"data": {"streams": streams, "max_batch_seconds": 60, "num_workers": 0,
-                       "seed": run.seed},
-              "model": model,
-              "optim": {"lr": lr, "warmup_steps": max(1, steps // 10)},
-              "run": {"out_dir": str(run.path("runs", name)), "max_steps": steps,
-                      "save_every": steps, "val_every": steps, "log_every": 5,
-                      "val_shards": shards("test"), "val_max_utterances": 24,
-                      "decode_method": "ctc" if stage == "ctc" else "llm", "threads": 2,
-                      "seed": run.seed}}
-    path = run.path("configs", f"{name}.yaml")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    from funfactory.demo_model import write_config
+
+    return write_config(run, name, stage, streams, model, steps, lr, every=steps,
+                        batch_seconds=60, val_shards=shards("test"), val_utterances=24,
+                        log_every=5)
 
 
 def speech(run) -> dict:
