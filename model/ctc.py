@@ -130,10 +130,13 @@ class CTCHead(nn.Module):
             width = config.d_model
         self.proj = nn.Linear(width, vocab_size)
 
-    def forward(self, encoded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities (B, T, V)."""
+    def forward(self, encoded: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-probabilities (B, T, V); `lengths` (default: every frame) masks the layers'
+        attention."""
         x = encoded
         if self.layers:
+            if lengths is None:
+                lengths = torch.full((x.shape[0],), x.shape[1])
             x, _ = self.stack(self.in_proj(x), attention_mask(lengths.to(x.device), x.shape[1]))
         return F.log_softmax(self.proj(x).float(), dim=-1)
 
