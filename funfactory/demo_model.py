@@ -21,7 +21,7 @@ import yaml
 # (run name, stage, optimiser steps, learning rate, validate every, seconds of audio per batch)
 RUNS = (
     ("cpu-ctc", "ctc", 300, 2e-3, 60, 40),
-    ("cpu-llm", "hypothesis_lora", 80, 1e-3, 40, 20),
+    ("cpu-llm", "hypothesis_lora", 40, 2e-3, 20, 15),
 )
 VAL_UTTERANCES = 48
 
