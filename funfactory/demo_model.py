@@ -71,7 +71,7 @@ def score_final(folder: Path, shards: Path) -> dict:
     for i in range(0, len(samples), 8):
         chunk = samples[i:i + 8]
         for sample, t in zip(chunk, transcribe(model, [s.audio for s in chunk],
-                                               DecodeOptions(method="llm"))):
+                                               DecodeOptions(method="llm", max_new_tokens=48))):
             refs.append(sample.meta["text"])
             llm.append(t.text)
             ctc.append(t.ctc.text)
