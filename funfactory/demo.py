@@ -64,6 +64,10 @@ STAGES = [
     Stage("noisy_test", demo_stages.noisy_test, "test set mixed with held-out test noise"),
     Stage("verify", demo_stages.verify, "every shard set against its index"),
     Stage("stats", demo_stages.stats, "hours and counts per dataset, task, language"),
+    Stage("speech", demo_stages.speech, "tens of minutes of TTS speech with known text: 4 "
+          "training voices, held-out sentences, an unseen voice"),
+    Stage("model", demo_stages.model, "the cpu recogniser: Whisper encoder, CTC head, SmolLM2 "
+          "reading the CTC hypothesis (2, 4.1, 4.2)"),
     Stage("sft", demo_stages.sft, "staged SFT 1-5 and contextual SFT of the tiny model (4.2, 4.3)"),
     Stage("rl_data", demo_stages.rl_data, "hard, long, hallucination, keyword, regular (4.4.3)"),
     Stage("grpo", demo_stages.grpo, "a few GRPO steps with the report's rewards (4.4)"),

@@ -72,6 +72,23 @@ def write_report(run, total: float) -> Path:
         lines += ["## Noise augmentation", ""]
         lines += _image(run, s["augment"].get("png"), "SNR histogram")
         lines += _image(run, s["augment"].get("spectrograms"), "spectrograms")
+    if "model" in s:
+        m = s["model"]
+        lines += ["## The recogniser: `cpu` size trained here", "",
+                  "The pretrained Whisper base encoder (frozen), a 2-layer transformer CTC head "
+                  "and SmolLM2-135M-Instruct reading the CTC hypothesis (report section 2, "
+                  "Figure 2), trained on the `speech` stage's TTS speech plus the label job's "
+                  f"output. Final model: `{m['final_model']}`. CER counts characters; the "
+                  "sentences were never used in training.", ""]
+        rows = [[condition, r["utterances"], f"{100 * r['ctc_cer']:.1f} %",
+                 f"{100 * r['ctc_wer']:.1f} %", f"{100 * r['llm_cer']:.1f} %",
+                 f"{100 * r['llm_wer']:.1f} %"] for condition, r in m["final"].items()]
+        lines += _table(["test condition", "utterances", "CTC head CER", "CTC head WER",
+                         "LLM CER", "LLM WER"], rows)
+        lines += _image(run, m.get("png"), "validation error rates against steps")
+        examples = next(iter(m["final"].values()))["examples"]
+        lines += _table(["reference", "CTC hypothesis", "LLM"],
+                        [[e["reference"], e["ctc"], e["llm"]] for e in examples])
     if "evaluate" in s:
         lines += ["## The model and the baselines, per condition", "",
                   "The `tiny` model trained for a few CPU minutes on about a minute of speech: "
@@ -97,6 +114,7 @@ def write_report(run, total: float) -> Path:
     report = folder / "report.md"
     report.write_text("\n".join(lines), encoding="utf-8")
     (folder / "report.json").write_text(json.dumps(
-        {"total_seconds": total, "stages": [vars(r) for r in run.results]},
+        {"total_seconds": total, "final_model": s.get("model", {}).get("final_model"),
+         "stages": [vars(r) for r in run.results]},
         ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return report

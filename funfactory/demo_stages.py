@@ -15,7 +15,6 @@ import json
 import shlex
 from pathlib import Path
 
-import yaml
 
 from funfactory.errors import FunfactoryError
 
@@ -255,19 +254,44 @@ def _train_config(run, name: str, stage: str, steps: int, lr: float, init: Path 
         model["llm_path"] = str(run.path("models", "tiny-llm"))
     else:
         model["init_from"] = str(init)
-    config = {"data": {"streams": streams, "max_batch_seconds": 60, "num_workers": 0,
-                       "seed": run.seed},
-              "model": model,
-              "optim": {"lr": lr, "warmup_steps": max(1, steps // 10)},
-              "run": {"out_dir": str(run.path("runs", name)), "max_steps": steps,
-                      "save_every": steps, "val_every": steps, "log_every": 5,
-                      "val_shards": shards("test"), "val_max_utterances": 24,
-                      "decode_method": "ctc" if stage == "ctc" else "llm", "threads": 2,
-                      "seed": run.seed}}
-    path = run.path("configs", f"{name}.yaml")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    from funfactory.demo_model import write_config
+
+    return write_config(run, name, stage, streams, model, steps, lr, every=steps,
+                        batch_seconds=60, val_shards=shards("test"), val_utterances=24,
+                        log_every=5)
+
+
+def speech(run) -> dict:
+    """Tens of minutes of TTS speech with known text for the model (funfactory.demo_speech)."""
+    from funfactory.demo_speech import build_speech, plan_speech
+
+    corpus_texts = [u["text"] for line in
+                    run.path("corpus", "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+                    if line for u in json.loads(line)["utterances"]]
+    folder = build_speech(plan_speech(run.seed, corpus_texts))
+    return {"folder": str(folder),
+            **json.loads((folder / "summary.json").read_text(encoding="utf-8"))}
+
+
+def model(run) -> dict:
+    """The `cpu` recogniser: CTC head, then adaptor + LLM LoRA reading the CTC hypothesis."""
+    from funfactory import demo_model
+
+    speech_dir = Path(run.summary("speech")["folder"])
+    results, init = {}, None
+    for name, stage, steps, lr, every, seconds in demo_model.RUNS:
+        config = demo_model.train_config(run, speech_dir, name, stage, steps, lr, every, seconds,
+                                         init)
+        cli(run, "train", "sft", "--config", config)
+        init = run.path("runs", name, "final")
+        results[name] = {"stage": stage, "steps": steps, **_last_validation(run.path("runs", name))}
+    png = demo_model.curves_png(run, [name for name, *_ in demo_model.RUNS],
+                                run.path("report", "model-validation.png"))
+    final = {condition: demo_model.score_final(init, speech_dir / folder)
+             for condition, folder in (("held-out sentences, training voices", "heldout"),
+                                       ("held-out sentences, unseen voice", "unseen-voice"))}
+    return {"runs": results, "final_model": str(init), "final": final,
+            "png": str(png.relative_to(run.out))}
 
 
 def sft(run) -> dict:
@@ -317,7 +341,8 @@ def evaluate(run) -> dict:
     grpo_model = run.path("runs", "grpo", "final")
     sft_model = run.path("runs", "contextual", "final")
     out = run.path("eval")
-    systems = [(f"model:{sft_model}", "sft"), (f"model:{grpo_model}", "grpo"),
+    systems = [(f"model:{run.summary('model')['final_model']}", "cpu-model"),
+               (f"model:{sft_model}", "sft"), (f"model:{grpo_model}", "grpo"),
                (f"streaming:{grpo_model}@720", "grpo-streaming"),
                ("backend:whisper-base", "whisper-base")]
     # "seen": our model on its own training utterances against their pseudo-labels, which

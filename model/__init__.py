@@ -5,5 +5,7 @@ initialisation) -> ctc.py (CTC head, vocabulary, greedy with timestamps) and ada
 (local causal LM, prompt template, audio splicing, generation); asr.py composes them
 (`FunASRModel`), checkpoint.py saves and loads them, configs.py holds the sizes, hotword.py retrieves
 hotword candidates, decode.py and streaming.py decode offline and over chunks, tiny_llm.py builds the
-tiny offline Qwen3 used by tests and benches.
+tiny offline Qwen3 used by tests and benches. whisper.py is the pretrained Whisper encoder and
+log-mel frontend of the `cpu` size (section 4.1), encoding_cache.py memoises a frozen encoder's
+output per utterance.
 """

@@ -9,7 +9,9 @@ Public surface for training and rollouts:
   or `Prompt`s). `config.ctc_weight` / `config.llm_weight` weigh the two losses; a zero weight
   skips that branch (stage 5 of section 4.2 trains the CTC head alone).
 - `model.encode_audio(waveforms, lengths)` -> `AudioEncoding` (encoder output, CTC
-  log-probabilities, adaptor embeddings in the LLM's width), and `model.build_llm_inputs(...)`
+  log-probabilities, adaptor embeddings in the LLM's width); a frozen Whisper encoder's output is
+  memoised per utterance (`funfactory.model.encoding_cache`), so training epochs pay for it once;
+  with `config.ctc_hypothesis_in_prompt` the CTC best path goes into the LLM prompt; and `model.build_llm_inputs(...)`
   splices those embeddings into prompts as `inputs_embeds` (what a vLLM rollout with
   `enable_prompt_embeds` or `llm.generate` takes).
 - `set_trainable(model, ["adaptor", ...])` freezes every other part (stages 1-5 of section 4.2);
@@ -33,11 +35,15 @@ from torch import nn
 from funfactory.errors import FunfactoryError
 from funfactory.model.adaptor import Adaptor
 from funfactory.model.configs import LLMShape, ModelConfig
-from funfactory.model.ctc import CTCHead, CTCVocab, ctc_loss
+from funfactory.model.ctc import CTCHead, CTCVocab, ctc_greedy, ctc_loss, perturb_hypothesis
 from funfactory.model.encoder import AudioEncoder
+from funfactory.model.encoding_cache import encode_frozen
 from funfactory.model.frontend import Frontend
 from funfactory.model.llm import (IGNORE_INDEX, LLMInputs, Prompt, PromptTemplate, build_llm_inputs,
-                                  load_llm)
+                                  load_llm, resolve_llm_path)
+from funfactory.model.whisper import WhisperEncoder, WhisperFrontend, load_whisper_encoder
+
+WHISPER_FRAME_SECONDS = 0.02
 
 PARTS = ("encoder", "adaptor", "ctc", "llm")
 
@@ -61,11 +67,16 @@ class FunASRModel(nn.Module):
         if config.ctc_vocab_size <= 0:
             raise FunfactoryError("config.ctc_vocab_size is 0: pass a CTCVocab or set the size")
         self.config = config
-        self.frontend = Frontend(config.frontend)
-        self.encoder = AudioEncoder(config.encoder, config.frontend.feature_dim)
-        self.adaptor = Adaptor(config.adaptor, config.encoder.d_model, llm.config.hidden_size,
-                               config.encoder.chunk_frames)
-        self.ctc = CTCHead(config.encoder.d_model, config.ctc_vocab_size)
+        if config.whisper is not None:
+            self.frontend = WhisperFrontend(config.whisper)
+            self.encoder = WhisperEncoder(config.whisper)
+            encoder_dim, chunk_frames = config.whisper.d_model, config.whisper.chunk_frames
+        else:
+            self.frontend = Frontend(config.frontend)
+            self.encoder = AudioEncoder(config.encoder, config.frontend.feature_dim)
+            encoder_dim, chunk_frames = config.encoder.d_model, config.encoder.chunk_frames
+        self.adaptor = Adaptor(config.adaptor, encoder_dim, llm.config.hidden_size, chunk_frames)
+        self.ctc = CTCHead(encoder_dim, config.ctc_vocab_size, config.ctc_head)
         self.llm = llm
         self.tokenizer = tokenizer
         self.ctc_vocab = ctc_vocab
@@ -74,18 +85,38 @@ class FunASRModel(nn.Module):
     @classmethod
     def build(cls, config: ModelConfig, llm_path: str | Path, ctc_texts: Iterable[str] = (),
               ctc_vocab_size: int = 8000, seed: int = 0) -> "FunASRModel":
-        """A fresh model around the LLM in `llm_path`; CTC vocabulary from `ctc_texts`."""
-        llm, tokenizer = load_llm(llm_path)
-        config = dataclasses.replace(config, llm_path=str(Path(llm_path).resolve()))
+        """A fresh model around the LLM in `llm_path`; CTC vocabulary from `ctc_texts`.
+
+        With `config.whisper`, the encoder's weights come from `config.whisper.source`.
+        """
+        llm_dir = resolve_llm_path(llm_path)
+        llm, tokenizer = load_llm(llm_dir)
+        config = dataclasses.replace(config, llm_path=str(llm_dir.resolve()))
         vocab = CTCVocab.build(tokenizer, ctc_texts, max_size=ctc_vocab_size)
         torch.manual_seed(seed)
-        return cls(config, llm, tokenizer, vocab)
+        model = cls(config, llm, tokenizer, vocab)
+        if config.whisper is not None:
+            if config.whisper.source:
+                load_whisper_encoder(model.encoder, config.whisper.source)
+            # Around a pretrained LLM the adaptor starts silent (zero output), so the first
+            # steps do not feed the LLM random embeddings it would have to learn to ignore.
+            nn.init.zeros_(model.adaptor.out_proj.weight)
+            nn.init.zeros_(model.adaptor.out_proj.bias)
+        return model
 
     @property
     def encoder_frame_seconds(self) -> float:
+        if self.config.whisper is not None:
+            return WHISPER_FRAME_SECONDS
         return self.config.frontend.encoder_frame_seconds
 
+    def encoder_is_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.encoder.parameters())
+
     def encode_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> AudioEncoding:
+        if self.config.whisper is not None and self.encoder_is_frozen():
+            encoded, enc_lengths = encode_frozen(self, waveforms, lengths)
+            return self.heads(encoded, enc_lengths)
         feats, feat_lengths = self.frontend(waveforms, lengths)
         return self.encode_features(feats, feat_lengths)
 
@@ -95,8 +126,32 @@ class FunASRModel(nn.Module):
                 "an utterance is shorter than one encoder frame (about 60 ms of audio): "
                 "drop it or pad it before encoding")
         encoded, enc_lengths = self.encoder(feats, lengths)
+        return self.heads(encoded, enc_lengths)
+
+    def heads(self, encoded: torch.Tensor, enc_lengths: torch.Tensor) -> AudioEncoding:
+        """The CTC head and the adaptor on encoder output."""
         embeds, embed_lengths = self.adaptor(encoded, enc_lengths)
-        return AudioEncoding(encoded, enc_lengths, self.ctc(encoded), embeds, embed_lengths)
+        return AudioEncoding(encoded, enc_lengths, self.ctc(encoded, enc_lengths), embeds,
+                             embed_lengths)
+
+    def prompts_with_hypotheses(self, enc: AudioEncoding, prompts) -> list[Prompt]:
+        """The batch's prompts with the CTC head's best path in each (section 2, Figure 2);
+        in training mode each hypothesis is perturbed at a rate drawn up to
+        `config.hypothesis_noise`."""
+        hyps = ctc_greedy(enc.ctc_log_probs.detach(), enc.encoded_lengths, self.ctc_vocab,
+                          self.encoder_frame_seconds)
+        out = []
+        for i, hyp in enumerate(hyps):
+            given = prompts[i] if prompts is not None else None
+            prompt = (dataclasses.replace(given) if isinstance(given, Prompt)
+                      else Prompt.from_sample(given))
+            text = hyp.text
+            if self.training and self.config.hypothesis_noise > 0:
+                rate = float(torch.rand(())) * self.config.hypothesis_noise
+                text = perturb_hypothesis(text, rate, int(torch.randint(2 ** 31, ())))
+            prompt.ctc_hypothesis = text
+            out.append(prompt)
+        return out
 
     def build_llm_inputs(self, audio_embeds: torch.Tensor, audio_lengths: torch.Tensor,
                          prompts: Sequence[Prompt | dict | None] | None = None,
@@ -115,8 +170,11 @@ class FunASRModel(nn.Module):
             targets = [self.ctc_vocab.encode(t) for t in texts]
             losses["ctc_loss"] = ctc_loss(enc.ctc_log_probs, enc.encoded_lengths, targets)
         if self.config.llm_weight > 0:
-            inputs = self.build_llm_inputs(enc.audio_embeds, enc.audio_lengths,
-                                           batch.get("prompts"), targets=list(texts))
+            prompts = batch.get("prompts")
+            if self.config.ctc_hypothesis_in_prompt:
+                prompts = self.prompts_with_hypotheses(enc, prompts)
+            inputs = self.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, prompts,
+                                           targets=list(texts))
             losses["llm_loss"] = self._llm_loss(inputs)
         losses["loss"] = (self.config.ctc_weight * losses["ctc_loss"]
                           + self.config.llm_weight * losses["llm_loss"])

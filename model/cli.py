@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     tiny.set_defaults(func=_tiny_llm)
 
     count = sub.add_parser("count", help="parameters per part of a model size (no memory used)")
-    count.add_argument("--size", default="nano", choices=["tiny", "nano", "full"])
+    count.add_argument("--size", default="nano", choices=["tiny", "cpu", "nano", "full"])
     count.set_defaults(func=_count)
 
     run = sub.add_parser("transcribe", help="decode 16 kHz mono audio files with a saved model")

@@ -1,4 +1,6 @@
-"""Model sizes as plain dataclasses: `tiny` (CPU tests), `nano` (0.2B + 0.6B), `full` (0.7B + 7B).
+"""Model sizes as plain dataclasses: `tiny` (unit tests), `cpu` (a recogniser a CPU trains in
+minutes: a pretrained Whisper base encoder and SmolLM2-135M), `nano` (0.2B + 0.6B), `full`
+(0.7B + 7B).
 
 Fun-ASR (section 2) pairs an audio encoder with a Qwen3 LLM: Fun-ASR-nano is a 0.2B encoder with
 a 0.6B LLM, Fun-ASR a 0.7B encoder with a 7B LLM. The encoder layers here have Qwen3's shapes
@@ -64,6 +66,31 @@ class AdaptorConfig(TransformerConfig):
 
 
 @dataclass
+class WhisperEncoderConfig:
+    """A Whisper encoder used as the audio encoder (section 4.1 initialises from an AED encoder).
+
+    `source` names the weights: a packaged CTranslate2 Whisper (`whisper-base`,
+    `whisper-tiny.en`) or a local Hugging Face / CTranslate2 Whisper folder; empty keeps random
+    weights (shape tests). The defaults are Whisper base's shape.
+    """
+    source: str = "whisper-base"
+    n_mels: int = 80
+    d_model: int = 512
+    num_layers: int = 6
+    num_heads: int = 8
+    max_frames: int = 1500  # 30 s at 20 ms
+    pad_seconds: float = 3.0  # silence appended to each clip: unpadded clips lose their last ~200 ms
+    chunk_frames: int = 0  # full attention: offline decoding only
+    frozen: bool = True  # a frozen encoder's outputs can be cached per utterance
+
+
+@dataclass
+class CTCHeadConfig(TransformerConfig):
+    """The CTC decoder on the encoder: `num_layers` transformer layers (0: a linear head)."""
+    num_layers: int = 0
+
+
+@dataclass
 class LLMShape:
     """The decoder's shape (Qwen3 fields), for meta-device counts and the tiny test LLM."""
     hidden_size: int = 128
@@ -85,6 +112,13 @@ class ModelConfig:
     llm: LLMShape = field(default_factory=LLMShape)
     ctc_vocab_size: int = 0  # set from the CTC vocabulary when a model is built
     llm_path: str | None = None  # local causal-LM folder (tokenizer + weights)
+    whisper: WhisperEncoderConfig | None = None  # set: a Whisper encoder and log-mel frontend
+    ctc_head: CTCHeadConfig = field(default_factory=CTCHeadConfig)
+    # Section 2 / Figure 2: the LLM reads the CTC hypothesis in its prompt. In training the
+    # hypothesis is the current CTC head's best path with each character replaced, dropped or
+    # doubled at a rate drawn up to `hypothesis_noise`, so the LLM learns to correct, not copy.
+    ctc_hypothesis_in_prompt: bool = False
+    hypothesis_noise: float = 0.0
     system_prompt: str = "You are a speech recognition model."
     instruction: str = "Transcribe the audio."
     ctc_weight: float = 1.0  # loss = ctc_weight * CTC + llm_weight * LLM cross-entropy
@@ -128,7 +162,27 @@ def _full() -> ModelConfig:
                      intermediate_size=12288, vocab_size=151936, tie_word_embeddings=False))
 
 
-SIZES = {"tiny": _tiny, "nano": _nano, "full": _full}
+def _cpu() -> ModelConfig:
+    # A recogniser a CPU trains in minutes: the pretrained Whisper base encoder (frozen), a
+    # 2-layer transformer CTC head over byte/character tokens, an adaptor (160 ms per audio
+    # token) into the packaged SmolLM2-135M-Instruct, which reads the CTC hypothesis.
+    return ModelConfig(
+        size="cpu",
+        whisper=WhisperEncoderConfig(),
+        encoder=EncoderConfig(d_model=512, num_layers=0),
+        adaptor=AdaptorConfig(d_model=256, num_layers=1, num_heads=4, num_kv_heads=4, head_dim=64,
+                              ffn_dim=768, downsample=8),
+        ctc_head=CTCHeadConfig(d_model=256, num_layers=2, num_heads=4, num_kv_heads=4, head_dim=64,
+                               ffn_dim=768, dropout=0.1),
+        llm=LLMShape(hidden_size=576, num_layers=30, num_heads=9, num_kv_heads=3, head_dim=64,
+                     intermediate_size=1536, vocab_size=49152, tie_word_embeddings=True),
+        llm_path="smollm2-135m-instruct",
+        system_prompt="You are a speech recognition model.",
+        instruction="Transcribe the audio. Correct the CTC hypothesis where it is misspelled.",
+        ctc_hypothesis_in_prompt=True, hypothesis_noise=0.15)
+
+
+SIZES = {"tiny": _tiny, "cpu": _cpu, "nano": _nano, "full": _full}
 
 
 def model_config(size: str, **overrides) -> ModelConfig:

@@ -2,7 +2,7 @@
 
 Fun-ASR (section 2) trains a CTC decoder on the encoder output; its greedy hypothesis feeds hotword
 retrieval (section 5.5) and streaming alignment. The CTC vocabulary here is a subset of the LLM
-tokenizer's byte-level BPE: blank (id 0), the 256 single-byte tokens (so every string in every
+tokenizer's byte-level BPE: blank (id 0), the single-byte tokens (so every string in every
 language can be spelled, byte by byte), then the most frequent LLM tokens of a training text
 sample (Chinese characters are mostly one token each, English words one or two). Text becomes CTC
 ids by the LLM tokenizer, with any token outside the subset spelled by its bytes; CTC ids become
@@ -15,6 +15,7 @@ CTC tokens the same word pieces the LLM and hotword retrieval use.
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from funfactory.errors import FunfactoryError
+from funfactory.model.configs import CTCHeadConfig
+from funfactory.model.transformer import TransformerStack, attention_mask
 
 BLANK = 0
 
@@ -48,11 +51,11 @@ class CTCVocab:
         for i, piece in enumerate(self._bytes):
             if len(piece) == 1 and piece[0] not in self._byte_ids:
                 self._byte_ids[piece[0]] = i
-        missing = [b for b in range(256) if b not in self._byte_ids]
+        missing = [b for b in range(32, 127) if b not in self._byte_ids]
         if missing:
             raise FunfactoryError(
                 f"CTC vocabulary lacks single-byte tokens for bytes {missing[:5]}...: build it with "
-                "CTCVocab.build, which always includes all 256")
+                "CTCVocab.build, which includes every byte the tokenizer has a token for")
 
     def _token_bytes(self, llm_id: int) -> bytes:
         token = self.tokenizer.convert_ids_to_tokens(llm_id)
@@ -68,9 +71,13 @@ class CTCVocab:
 
     @classmethod
     def build(cls, tokenizer, texts: Iterable[str], max_size: int = 8000) -> "CTCVocab":
-        """The byte tokens plus the `max_size - 257` most frequent LLM tokens of `texts`."""
+        """The byte tokens plus the `max_size - 257` most frequent LLM tokens of `texts`; with
+        `max_size` 257 the vocabulary is bytes only (characters, for English)."""
         byte_encoder = {b: ch for ch, b in _byte_decoder().items()}
         byte_ids = [tokenizer.convert_tokens_to_ids(byte_encoder[b]) for b in range(256)]
+        # Some byte-level tokenizers (SmolLM2's) lack tokens for control bytes and for bytes that
+        # never occur in UTF-8; those map to the unknown token and are left out.
+        byte_ids = [i for i in byte_ids if i is not None and i != tokenizer.unk_token_id]
         counts: Counter[int] = Counter()
         for text in texts:
             counts.update(tokenizer.encode(text, add_special_tokens=False))
@@ -84,7 +91,13 @@ class CTCVocab:
             if llm_id in self._index:
                 ids.append(self._index[llm_id])
             else:
-                ids.extend(self._byte_ids[b] for b in self._token_bytes(llm_id))
+                for b in self._token_bytes(llm_id):
+                    if b not in self._byte_ids:
+                        raise FunfactoryError(
+                            f"{text!r} holds byte {b} that this CTC vocabulary cannot spell (its "
+                            "LLM tokenizer has no token for it): clean the text of control "
+                            "characters")
+                    ids.append(self._byte_ids[b])
         return ids
 
     def token_bytes(self, ctc_id: int) -> bytes:
@@ -103,13 +116,46 @@ class CTCVocab:
 
 
 class CTCHead(nn.Module):
-    def __init__(self, encoder_dim: int, vocab_size: int):
-        super().__init__()
-        self.proj = nn.Linear(encoder_dim, vocab_size)
+    """A linear layer over the encoder, or with `config.num_layers` > 0 a small transformer first:
+    a frozen pretrained encoder needs layers that mix context before CTC (a linear head on the
+    frozen Whisper encoder plateaus far higher)."""
 
-    def forward(self, encoded: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities (B, T, V)."""
-        return F.log_softmax(self.proj(encoded).float(), dim=-1)
+    def __init__(self, encoder_dim: int, vocab_size: int, config: CTCHeadConfig | None = None):
+        super().__init__()
+        self.layers = config is not None and config.num_layers > 0
+        width = encoder_dim
+        if self.layers:
+            self.in_proj = nn.Linear(encoder_dim, config.d_model)
+            self.stack = TransformerStack(config)
+            width = config.d_model
+        self.proj = nn.Linear(width, vocab_size)
+
+    def forward(self, encoded: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-probabilities (B, T, V); `lengths` (default: every frame) masks the layers'
+        attention."""
+        x = encoded
+        if self.layers:
+            if lengths is None:
+                lengths = torch.full((x.shape[0],), x.shape[1])
+            x, _ = self.stack(self.in_proj(x), attention_mask(lengths.to(x.device), x.shape[1]))
+        return F.log_softmax(self.proj(x).float(), dim=-1)
+
+
+def perturb_hypothesis(text: str, rate: float, seed: int) -> str:
+    """`text` with each character substituted, dropped or doubled with probability `rate`:
+    recognition-like errors so that an LLM trained on it learns to correct a hypothesis."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz "
+    out = []
+    for ch in text:
+        r = rng.random()
+        if r >= rate:
+            out.append(ch)
+        elif r < rate / 3:
+            out.append(rng.choice(letters))
+        elif r < 2 * rate / 3:
+            out.append(ch + ch)
+    return "".join(out)
 
 
 def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:

@@ -74,7 +74,7 @@ def decode_encoding(model: FunASRModel, enc: AudioEncoding, options: DecodeOptio
         if options.hotwords is not None:
             found = [m.hotword for m in options.hotwords.retrieve(hyp.text, options.hotword_top_k)]
             prompt.hotwords = list(dict.fromkeys(prompt.hotwords + found))
-        if options.ctc_hypothesis_in_prompt:
+        if options.ctc_hypothesis_in_prompt or model.config.ctc_hypothesis_in_prompt:
             prompt.ctc_hypothesis = hyp.text
         built.append(prompt)
     inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, built, padding_side="left")

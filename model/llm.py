@@ -27,11 +27,24 @@ AUDIO_PLACEHOLDER = "<audio>"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
 
+PACKAGED_LLMS = ("smollm2-135m-instruct", "gemma3-270m")
+
+
+def resolve_llm_path(path: str | Path) -> Path:
+    """A local causal-LM folder, or a packaged LLM's name (converted once into the cache)."""
+    if str(path) in PACKAGED_LLMS:
+        from funfactory.synth.llm.transformers_backend import packaged_model_dir
+
+        return packaged_model_dir(str(path))
+    return Path(path)
+
+
 def load_llm(path: str | Path, dtype: torch.dtype = torch.float32):
-    """(model, tokenizer) from a local Hugging Face folder; never touches the network."""
+    """(model, tokenizer) from a local Hugging Face folder or a packaged LLM's name (see
+    `resolve_llm_path`); never touches the network."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = Path(path)
+    folder = resolve_llm_path(path)
     if not (folder / "config.json").is_file():
         raise MissingAssetError(
             f"LLM folder {folder} has no config.json: give a local causal-LM checkpoint folder "

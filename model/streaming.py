@@ -35,6 +35,11 @@ class StreamingRecognizer:
     def __init__(self, model: FunASRModel, chunk_ms: float = 720.0,
                  options: DecodeOptions | None = None, prompt: dict | None = None,
                  llm_partials: bool = False):
+        if model.config.whisper is not None:
+            raise FunfactoryError(
+                "streaming decodes models with the fbank encoder; this model has a Whisper "
+                "encoder (sizes such as `cpu`), which decodes whole utterances: use "
+                "funfactory.model.decode.transcribe")
         frame_ms = model.encoder_frame_seconds * 1000.0
         if abs(chunk_ms / frame_ms - round(chunk_ms / frame_ms)) > 1e-6:
             raise FunfactoryError(
@@ -96,7 +101,7 @@ class StreamingRecognizer:
             self.encoded = torch.cat([self.encoded, out[0]])
 
     def _ctc_text(self) -> str:
-        log_probs = self.model.ctc(self.encoded[None])
+        log_probs = self.model.ctc(self.encoded[None], torch.tensor([self.encoded.shape[0]]))
         hyp = ctc_greedy(log_probs, torch.tensor([self.encoded.shape[0]]), self.model.ctc_vocab,
                          self.model.encoder_frame_seconds)
         return hyp[0].text
@@ -133,5 +138,5 @@ class StreamingRecognizer:
         encoded = self.encoded[None]
         lengths = torch.tensor([encoded.shape[1]])
         embeds, embed_lengths = self.model.adaptor(encoded, lengths)
-        enc = AudioEncoding(encoded, lengths, self.model.ctc(encoded), embeds, embed_lengths)
+        enc = AudioEncoding(encoded, lengths, self.model.ctc(encoded, lengths), embeds, embed_lengths)
         return decode_encoding(self.model, enc, self.options, [self.prompt])[0]

@@ -56,6 +56,7 @@ def test_stage_trains_exactly_its_parts(base_model, lora_model, name):
         "full_lora": counts["encoder"] + counts["adaptor"] + lora,
         "ctc": counts["ctc"],
         "contextual": counts["encoder"] + counts["adaptor"] + lora,
+        "hypothesis_lora": counts["adaptor"] + lora,
     }[name]
     model = lora_model if STAGES[name].lora else base_model  # apply_stage resets every flag
     summary = apply_stage(model, STAGES[name], lora_r=4)

@@ -25,6 +25,24 @@ from funfactory.training.stages import apply_stage, get_stage
 log = logging.getLogger(__name__)
 
 
+def character_error_rate(references: dict[str, str] | list[str],
+                         hypotheses: dict[str, str] | list[str]) -> float:
+    """Character edits per reference character after the shared scoring normalisation, for
+    every language (the scoring module's CER keeps Latin words whole, which on English text is
+    WER; a character-level CTC head needs this figure)."""
+    import jiwer
+
+    from funfactory.eval.textnorm import normalize_for_scoring
+
+    if isinstance(references, dict):
+        hypotheses = [hypotheses[k] for k in references]
+        references = list(references.values())
+    refs = [normalize_for_scoring(r) for r in references]
+    hyps = [normalize_for_scoring(h) for h in hypotheses]
+    keep = [i for i, r in enumerate(refs) if r]
+    return float(jiwer.cer([refs[i] for i in keep], [hyps[i] for i in keep])) if keep else 0.0
+
+
 def training_shards(config: TrainConfig) -> list[str]:
     return [u for stream in config.data.streams for u in stream.shards]
 
@@ -59,15 +77,18 @@ def build_asr_model(config: TrainConfig):
         model = load_model(setup.init_from)
         log.info("model from %s", setup.init_from)
     else:
-        if not setup.llm_path:
+        size = model_config(setup.size)
+        llm_path = setup.llm_path or size.llm_path
+        if not llm_path:
             raise FunfactoryError(
                 "a fresh model needs model.llm_path (a local causal-LM folder; build a tiny one "
                 "with `python -m funfactory.model.tiny_llm DIR`) or model.init_from (a saved model)")
         texts, audio = sample_texts_and_audio(training_shards(config),
                                               max_audio=setup.cmvn_utterances)
-        model = FunASRModel.build(model_config(setup.size), setup.llm_path, texts,
-                                  ctc_vocab_size=setup.ctc_vocab_size, seed=config.run.seed)
-        compute_global_cmvn(model.frontend, audio)
+        model = FunASRModel.build(size, llm_path, texts, ctc_vocab_size=setup.ctc_vocab_size,
+                                  seed=config.run.seed)
+        if size.whisper is None:  # Whisper's log-mel is normalised by design
+            compute_global_cmvn(model.frontend, audio)
     if setup.encoder_init:
         copy_encoder(model, setup.encoder_init)
         names = load_encoder_weights(model, setup.encoder_init)
@@ -122,7 +143,7 @@ class SFTTask:
         if not samples:
             return {}
         method = "ctc" if self.stage.name == "ctc" else self.config.run.decode_method
-        refs, hyps, languages = {}, {}, set()
+        refs, hyps, ctc_hyps, languages = {}, {}, {}, set()
         size = self.config.run.val_batch_size
         for i in range(0, len(samples), size):
             chunk = samples[i:i + size]
@@ -130,11 +151,14 @@ class SFTTask:
                              prompts=[s.meta.get("prompt") for s in chunk])
             for sample, transcript in zip(chunk, out):
                 refs[sample.key], hyps[sample.key] = sample.meta["text"], transcript.text
+                ctc_hyps[sample.key] = transcript.ctc.text
                 languages.add(sample.meta["language"])
         language = languages.pop() if len(languages) == 1 else None
-        results = {}
-        for metric in ("cer", "wer"):
-            results[f"val_{metric}"] = score(refs, hyps, language=language, metric=metric).rate
+        results = {"val_cer": character_error_rate(refs, hyps),
+                   "val_wer": score(refs, hyps, language=language, metric="wer").rate}
+        if method != "ctc":  # the CTC head's own figures, from the same decoding pass
+            results["val_ctc_cer"] = character_error_rate(refs, ctc_hyps)
+            results["val_ctc_wer"] = score(refs, ctc_hyps, language=language, metric="wer").rate
         results["val_utterances"] = float(len(refs))
         return results
 

@@ -11,10 +11,14 @@ weights of the two losses:
 | 4 | full_lora | encoder + adaptor + LLM LoRA | LoRA | LLM CE |
 | 5 | ctc | CTC head | frozen | CTC |
 | - | contextual | encoder + adaptor + LLM LoRA, on contextual data mixed with hotword and streaming samples | LoRA | LLM CE |
+| - | hypothesis_lora | adaptor + LLM LoRA, encoder and CTC head frozen | LoRA | LLM CE |
 
 Everything not named is frozen (`requires_grad=False`), so the optimiser only ever sees the
 stage's parameters. Stages 1-4 leave the CTC head alone (its loss weight is 0); stage 5 trains it
 on the frozen encoder, as the report does, so its greedy hypothesis can feed hotword retrieval.
+A model whose encoder is pretrained and frozen (the `cpu` size's Whisper encoder) can run stage 5
+first and then `hypothesis_lora`, which teaches the adaptor and the LLM to decode from the audio
+and the CTC hypothesis in the prompt (section 2, Figure 2).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ STAGES = {s.name: s for s in (
     Stage("full_lora", 4, ("encoder", "adaptor", "llm"), True, 0.0, 1.0),
     Stage("ctc", 5, ("ctc",), False, 1.0, 0.0),
     Stage("contextual", 0, ("encoder", "adaptor", "llm"), True, 0.0, 1.0),
+    Stage("hypothesis_lora", 0, ("adaptor", "llm"), True, 0.0, 1.0),
 )}
 
 

@@ -1,0 +1,128 @@
+"""Speech with known text for the demo's model: several TTS voices, held-out sentences and voice.
+
+The demo's raw corpus holds about a minute of speech, too little to train a recogniser. This
+builds tens of minutes more from the English sentence pool of `funfactory.synth` and the
+demo's own sentences (`demo-sentences-en.txt`; distinct sentences matter more than steps for
+a character CTC head, which otherwise memorises them) with several real TTS voices (section 3's synthetic-data idea at small scale), as three shard sets:
+
+- `train`: the training sentences, each spoken by every training voice;
+- `heldout`: sentences no training utterance says (among them every English sentence of the
+  demo's own corpus, so its test set stays unseen too), by the training voices;
+- `unseen-voice`: the held-out sentences by a voice never used in training.
+
+The audio is cached under `$FUNFACTORY_CACHE/demo-speech/<key>/` (the key covers the plan), so
+a second demo run, or a fresh clone on the same machine, synthesises nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from funfactory.cache import cache_root, file_lock
+
+TRAIN_VOICES = ("hibari-en", "piper-joe-en", "espeak-en", "espeak-en-f")
+UNSEEN_VOICE = "kokoro-alpha"
+HELDOUT_SENTENCES = 24
+VERSION = "2"
+EXTRA_SENTENCES = Path(__file__).with_name("demo-sentences-en.txt")
+
+
+@dataclass(frozen=True)
+class SpeechPlan:
+    train: tuple[str, ...]
+    heldout: tuple[str, ...]
+    seed: int
+
+    def key(self) -> str:
+        payload = json.dumps([VERSION, TRAIN_VOICES, UNSEEN_VOICE, self.train, self.heldout,
+                              self.seed])
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def plan_speech(seed: int, keep_out: list[str]) -> SpeechPlan:
+    """Held-out sentences: `keep_out` (the demo corpus's own sentences) topped up at random."""
+    from funfactory.synth.corpus import load_sentences
+
+    pool = load_sentences("en") + [line.strip() for line in EXTRA_SENTENCES.read_text(
+        encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+    rng = np.random.default_rng([seed, 1717])
+    heldout = [s for s in pool if s in set(keep_out)]
+    for i in rng.permutation(len(pool)):
+        if len(heldout) >= HELDOUT_SENTENCES:
+            break
+        if pool[i] not in heldout:
+            heldout.append(pool[i])
+    train = [s for s in pool if s not in set(heldout)]
+    return SpeechPlan(tuple(train), tuple(heldout), seed)
+
+
+def _voice(name: str):
+    if name == "espeak-en-f":
+        from funfactory.synth.tts.espeak_voice import EspeakVoice
+
+        return EspeakVoice(name, "en-us+f3", ("en",), words_per_minute=150, pitch=65)
+    from funfactory.synth.tts import get_voice
+
+    return get_voice(name)
+
+
+def _speak(voice, text: str, seed: int) -> np.ndarray:
+    from funfactory.synth.corpus import trim_silence
+    from funfactory.synth.tts import resample
+
+    audio = resample(voice.synthesize(text, seed=seed), voice.sample_rate, 16000)
+    audio = trim_silence(audio.astype(np.float32), 16000)
+    peak = float(np.abs(audio).max()) or 1.0
+    return (audio * (0.5 / peak)).astype(np.float32)
+
+
+def _write_set(out: Path, dataset: str, items: list[tuple[str, str, str, np.ndarray]]) -> None:
+    from funfactory.shards.schema import new_meta
+    from funfactory.shards.writer import ShardWriter
+
+    with ShardWriter(out, dataset, "train" if dataset == "train" else "test") as writer:
+        for key, text, voice, audio in items:
+            writer.write(new_meta(key=key, text=text, language="en", duration=len(audio) / 16000,
+                                  source_id=key, uri=f"tts://{voice}", pipeline="demo-speech",
+                                  version=VERSION, config_sha256="0" * 64, voice=voice), audio)
+
+
+def build_speech(plan: SpeechPlan, cache: Path | None = None) -> Path:
+    """Shard sets `train/`, `heldout/`, `unseen-voice/` for `plan`, built once into the cache."""
+    target = (cache or cache_root()) / "demo-speech" / plan.key()
+    if (target / "summary.json").is_file():
+        return target
+    with file_lock(target.with_name(target.name + ".lock")):
+        if (target / "summary.json").is_file():
+            return target
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        sets: dict[str, list] = {"train": [], "heldout": [], "unseen-voice": []}
+        for v, name in enumerate(TRAIN_VOICES):
+            voice = _voice(name)
+            for i, text in enumerate(plan.train):
+                sets["train"].append((f"tr-{name}-{i:03d}", text, name,
+                                      _speak(voice, text, plan.seed + i)))
+            for i, text in enumerate(plan.heldout):
+                sets["heldout"].append((f"ho-{name}-{i:03d}", text, name,
+                                        _speak(voice, text, plan.seed + 1000 + i)))
+        voice = _voice(UNSEEN_VOICE)
+        for i, text in enumerate(plan.heldout):
+            sets["unseen-voice"].append((f"uv-{UNSEEN_VOICE}-{i:03d}", text, UNSEEN_VOICE,
+                                         _speak(voice, text, plan.seed + 2000 + i)))
+        summary = {}
+        for name, items in sets.items():
+            _write_set(partial / name, name.replace("-", ""), items)
+            summary[name] = {"utterances": len(items),
+                             "minutes": round(sum(len(a) for *_, a in items) / 16000 / 60, 2),
+                             "voices": sorted({v for _, _, v, _ in items})}
+        (partial / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        os.replace(partial, target)
+    return target
