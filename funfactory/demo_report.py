@@ -114,7 +114,8 @@ def write_report(run, total: float) -> Path:
     report = folder / "report.md"
     report.write_text("\n".join(lines), encoding="utf-8")
     (folder / "report.json").write_text(json.dumps(
-        {"total_seconds": total, "final_model": s.get("model", {}).get("final_model"),
+        {"total_seconds": total,
+         "final_model": s.get("model", {}).get("final_model") or str(run.path("runs", "grpo", "final")),
          "stages": [vars(r) for r in run.results]},
         ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return report

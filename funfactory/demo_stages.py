@@ -341,8 +341,9 @@ def evaluate(run) -> dict:
     grpo_model = run.path("runs", "grpo", "final")
     sft_model = run.path("runs", "contextual", "final")
     out = run.path("eval")
-    systems = [(f"model:{run.summary('model')['final_model']}", "cpu-model"),
-               (f"model:{sft_model}", "sft"), (f"model:{grpo_model}", "grpo"),
+    systems = [(f"model:{run.summary('model')['final_model']}", "cpu-model")] if run.cpu_model \
+        else []
+    systems += [(f"model:{sft_model}", "sft"), (f"model:{grpo_model}", "grpo"),
                (f"streaming:{grpo_model}@720", "grpo-streaming"),
                ("backend:whisper-base", "whisper-base")]
     # "seen": our model on its own training utterances against their pseudo-labels, which
