@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from funfactory.model.asr import count_parameters
-    from funfactory.training.grpo import GRPOConfig, GRPOTrainer, RLUtterance
+    from funfactory.training.grpo import GRPOConfig, GRPOTask, RLUtterance
     from funfactory.training.stages import apply_stage, get_stage
 
     device = torch.device(args.device)
@@ -109,17 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     utterances = [RLUtterance(f"u{i}", waveforms[i % args.batch].numpy(),
                               SENTENCES[i % len(SENTENCES)], "en")
                   for i in range(args.grpo_utterances)]
-    with tempfile.TemporaryDirectory() as out:
-        grpo = GRPOTrainer(model, GRPOConfig(group_size=args.group_size,
-                                             utterances_per_step=args.grpo_utterances,
-                                             max_new_tokens=args.max_new_tokens,
-                                             steps=args.grpo_steps), out)
+    task = GRPOTask(GRPOConfig(group_size=args.group_size,
+                               utterances_per_step=args.grpo_utterances,
+                               max_new_tokens=args.max_new_tokens, steps=args.grpo_steps), model)
+    grpo_params = [p for p in task.model.parameters() if p.requires_grad]
+    grpo_optimizer = torch.optim.AdamW(grpo_params, lr=1e-5)
 
-        def grpo_step():
-            with autocast:
-                grpo.train_step(utterances)
+    def grpo_step(step: int):
+        with autocast:
+            loss = task.loss(task.model, {"utterances": utterances, "step": step})["loss"]
+        loss.backward()
+        grpo_optimizer.step()
+        grpo_optimizer.zero_grad(set_to_none=True)
 
-        grpo_times = [timed(device, grpo_step) for _ in range(args.grpo_steps)]
+    grpo_times = [timed(device, lambda k=k: grpo_step(k)) for k in range(args.grpo_steps)]
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "size": args.size, "parameters": count_parameters(model),
