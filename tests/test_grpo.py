@@ -137,6 +137,19 @@ def test_lora_policy_is_synced_merged(random_model):
     assert names == set(engine.llm.state_dict())
 
 
+def test_a_lora_policys_rollout_copy_lives_where_the_policy_does(random_model):
+    """The engine's merged copy of a LoRA policy takes the policy's device and dtype (it was
+    built on the CPU in float32, which failed on CUDA with 'found at least two devices')."""
+    from funfactory.model.asr import add_llm_lora
+
+    model = copy.deepcopy(random_model)
+    add_llm_lora(model, r=4)
+    model.llm.to(torch.bfloat16)
+    engine = TransformersRollout(model.llm, model.tokenizer)
+    assert {p.dtype for p in engine.llm.parameters()} == {torch.bfloat16}
+    assert {p.device for p in engine.llm.parameters()} == {next(model.llm.parameters()).device}
+
+
 def test_vllm_requests_carry_the_unpadded_prompts():
     embeds = torch.randn(2, 5, 8)
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])

@@ -210,11 +210,14 @@ def _cache_of(output):
 
 
 def _plain_llm(llm: torch.nn.Module) -> torch.nn.Module:
-    """The base transformers model under a peft wrapper (its LoRA layers are synced merged)."""
+    """The base transformers model under a peft wrapper (its LoRA layers are synced merged), on
+    the policy's device and in its dtype."""
     if is_peft(llm):
         from transformers import AutoModelForCausalLM
 
+        like = next(llm.parameters())
         plain = AutoModelForCausalLM.from_config(llm.get_base_model().config)
+        plain.to(device=like.device, dtype=like.dtype)
         plain.load_state_dict(dict(merged_llm_weights(llm)), strict=True)
         return plain
     return llm
