@@ -30,7 +30,7 @@ from funfactory.cache import cache_root, file_lock
 TRAIN_VOICES = ("hibari-en", "piper-joe-en", "espeak-en", "espeak-en-f")
 UNSEEN_VOICE = "kokoro-alpha"
 HELDOUT_SENTENCES = 24
-VERSION = "2"
+RECIPE_VERSION = "2"  # bump to rebuild the cached speech
 EXTRA_SENTENCES = Path(__file__).with_name("demo-sentences-en.txt")
 
 
@@ -40,10 +40,13 @@ class SpeechPlan:
     heldout: tuple[str, ...]
     seed: int
 
+    def sha256(self) -> str:
+        payload = json.dumps([RECIPE_VERSION, TRAIN_VOICES, UNSEEN_VOICE, self.train,
+                              self.heldout, self.seed])
+        return hashlib.sha256(payload.encode()).hexdigest()
+
     def key(self) -> str:
-        payload = json.dumps([VERSION, TRAIN_VOICES, UNSEEN_VOICE, self.train, self.heldout,
-                              self.seed])
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return self.sha256()[:16]
 
 
 def plan_speech(seed: int, keep_out: list[str]) -> SpeechPlan:
@@ -83,7 +86,9 @@ def _speak(voice, text: str, seed: int) -> np.ndarray:
     return (audio * (0.5 / peak)).astype(np.float32)
 
 
-def _write_set(out: Path, dataset: str, items: list[tuple[str, str, str, np.ndarray]]) -> None:
+def _write_set(out: Path, dataset: str, items: list[tuple[str, str, str, np.ndarray]],
+               config_sha256: str) -> None:
+    from funfactory import __version__
     from funfactory.shards.schema import new_meta
     from funfactory.shards.writer import ShardWriter
 
@@ -91,7 +96,7 @@ def _write_set(out: Path, dataset: str, items: list[tuple[str, str, str, np.ndar
         for key, text, voice, audio in items:
             writer.write(new_meta(key=key, text=text, language="en", duration=len(audio) / 16000,
                                   source_id=key, uri=f"tts://{voice}", pipeline="demo-speech",
-                                  version=VERSION, config_sha256="0" * 64, voice=voice), audio)
+                                  version=__version__, config_sha256=config_sha256, voice=voice), audio)
 
 
 def build_speech(plan: SpeechPlan, cache: Path | None = None) -> Path:
@@ -119,7 +124,7 @@ def build_speech(plan: SpeechPlan, cache: Path | None = None) -> Path:
                                          _speak(voice, text, plan.seed + 2000 + i)))
         summary = {}
         for name, items in sets.items():
-            _write_set(partial / name, name.replace("-", ""), items)
+            _write_set(partial / name, name.replace("-", ""), items, plan.sha256())
             summary[name] = {"utterances": len(items),
                              "minutes": round(sum(len(a) for *_, a in items) / 16000 / 60, 2),
                              "voices": sorted({v for _, _, v, _ in items})}
