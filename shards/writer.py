@@ -35,13 +35,15 @@ def _padded(size: int) -> int:
     return (size + tarfile.BLOCKSIZE - 1) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE
 
 
-def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    """Append `data` as member `name` with a header that carries no varying time, owner or mode."""
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> int:
+    """Append `data` as member `name` with a header that carries no varying time, owner or mode;
+    returns the offset of the member's data in the tar."""
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     tar.addfile(info, io.BytesIO(data))
+    return tar.offset - _padded(len(data))
 
 
 class ShardWriter:
@@ -122,8 +124,7 @@ class ShardWriter:
         })
 
     def _add(self, name: str, data: bytes) -> tuple[int, int]:
-        add_member(self._tar, name, data)
-        return self._tar.offset - _padded(len(data)), len(data)
+        return add_member(self._tar, name, data), len(data)
 
     def _open_shard(self) -> None:
         self._name = shard_name(self.dataset, self.split, self.next_index)

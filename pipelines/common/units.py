@@ -30,7 +30,6 @@ Resume: :func:`done_units` lists units with a manifest; the driver runs only the
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import tarfile
@@ -44,6 +43,7 @@ from funfactory.errors import FunfactoryError
 from funfactory.shards import storage
 from funfactory.shards.audio import encode_flac
 from funfactory.shards.schema import check_meta
+from funfactory.shards.writer import add_member
 
 PARTS = "parts"
 
@@ -108,17 +108,6 @@ def _add_stage_seconds(total: dict, extra: dict | None) -> None:
         total[stage] = total.get(stage, 0.0) + float(seconds)
 
 
-def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> int:
-    """Add a member with fixed header fields; returns the offset of its data."""
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
-    padded = (len(data) + tarfile.BLOCKSIZE - 1) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE
-    return tar.offset - padded
-
-
 class PartWriter:
     """Streams one unit's samples into its part tar; published on :meth:`close`, dropped on
     :meth:`abort`. Opened at the first sample (a unit with no samples has no part)."""
@@ -145,8 +134,8 @@ class PartWriter:
                                      format=tarfile.PAX_FORMAT)
         blob = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
         flac = encode_flac(np.asarray(audio))
-        json_offset = _tar_member(self._tar, f"{key}.json", blob)
-        flac_offset = _tar_member(self._tar, f"{key}.flac", flac)
+        json_offset = add_member(self._tar, f"{key}.json", blob)
+        flac_offset = add_member(self._tar, f"{key}.flac", flac)
         self.samples.append({"key": key, "duration": float(meta["duration"]),
                              "json_offset": json_offset, "json_bytes": len(blob),
                              "flac_offset": flac_offset, "flac_bytes": len(flac)})
