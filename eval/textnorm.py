@@ -60,6 +60,7 @@ __all__ = [
     "detect_language",
     "normalize_for_scoring",
     "normalize_label",
+    "plain_text",
     "scoring_tokens",
     "split_runs",
     "tokens",
@@ -105,6 +106,12 @@ def normalize_label(text: str, language: str | None = None) -> str:
     """Label form of ``text`` (module docstring, steps 1-5). ``language`` is accepted for
     symmetry with :func:`normalize_for_scoring`; the runs decide which grammar applies."""
     return _chinese_spacing(inverse_normalize(canonical_characters(text)))
+
+
+def plain_text(text: str) -> str:
+    """Lower case without punctuation, numbers left as written (no ITN): the form a CTC head over
+    characters can hear; the LLM then writes the formatted transcript (section 2)."""
+    return _chinese_spacing(_strip_punctuation(canonical_characters(text).lower()))
 
 
 def _replace_mark(match) -> str:

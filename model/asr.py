@@ -33,11 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from funfactory.errors import FunfactoryError
+from funfactory.eval.textnorm import plain_text
 from funfactory.model.adaptor import Adaptor
 from funfactory.model.configs import LLMShape, ModelConfig
 from funfactory.model.ctc import CTCHead, CTCVocab, ctc_greedy, ctc_loss, perturb_hypothesis
 from funfactory.model.encoder import AudioEncoder
 from funfactory.model.encoding_cache import encode_frozen
+from funfactory.model.masking import mask_encoder_output
 from funfactory.model.frontend import Frontend
 from funfactory.model.llm import (IGNORE_INDEX, LLMInputs, Prompt, PromptTemplate, build_llm_inputs,
                                   load_llm, resolve_llm_path)
@@ -64,6 +66,9 @@ class FunASRModel(nn.Module):
         config = copy.deepcopy(config)
         if ctc_vocab is not None:
             config.ctc_vocab_size = len(ctc_vocab)
+        if config.ctc_text not in ("raw", "plain"):
+            raise FunfactoryError(f"model config ctc_text is {config.ctc_text!r}: use \"raw\" "
+                                  "(the label as is) or \"plain\" (lower case, no punctuation)")
         if config.ctc_vocab_size <= 0:
             raise FunfactoryError("config.ctc_vocab_size is 0: pass a CTCVocab or set the size")
         self.config = config
@@ -130,9 +135,16 @@ class FunASRModel(nn.Module):
 
     def heads(self, encoded: torch.Tensor, enc_lengths: torch.Tensor) -> AudioEncoding:
         """The CTC head and the adaptor on encoder output."""
+        if self.training and (self.config.masking.time_masks_per_second > 0
+                              or self.config.masking.channel_masks > 0):
+            encoded = mask_encoder_output(encoded, enc_lengths, self.config.masking)
         embeds, embed_lengths = self.adaptor(encoded, enc_lengths)
         return AudioEncoding(encoded, enc_lengths, self.ctc(encoded, enc_lengths), embeds,
                              embed_lengths)
+
+    def ctc_target(self, text: str) -> str:
+        """The text the CTC head learns for label `text` (`config.ctc_text`)."""
+        return plain_text(text) if self.config.ctc_text == "plain" else text
 
     def prompts_with_hypotheses(self, enc: AudioEncoding, prompts) -> list[Prompt]:
         """The batch's prompts with the CTC head's best path in each (section 2, Figure 2);
@@ -167,7 +179,7 @@ class FunASRModel(nn.Module):
         zero = enc.encoded.new_zeros(())
         losses = {"ctc_loss": zero, "llm_loss": zero}
         if self.config.ctc_weight > 0:
-            targets = [self.ctc_vocab.encode(t) for t in texts]
+            targets = [self.ctc_vocab.encode(self.ctc_target(t)) for t in texts]
             losses["ctc_loss"] = ctc_loss(enc.ctc_log_probs, enc.encoded_lengths, targets)
         if self.config.llm_weight > 0:
             prompts = batch.get("prompts")

@@ -91,6 +91,17 @@ class CTCHeadConfig(TransformerConfig):
 
 
 @dataclass
+class MaskingConfig:
+    """SpecAugment-style masks on the encoder output in training (`funfactory.model.masking`);
+    zero spans and zero bands turn it off."""
+    time_masks_per_second: float = 0.0
+    max_time_frames: int = 10
+    channel_masks: int = 0
+    max_channels: int = 64
+    frame_seconds: float = 0.02  # of the encoder output (Whisper: 20 ms)
+
+
+@dataclass
 class LLMShape:
     """The decoder's shape (Qwen3 fields), for meta-device counts and the tiny test LLM."""
     hidden_size: int = 128
@@ -114,6 +125,10 @@ class ModelConfig:
     llm_path: str | None = None  # local causal-LM folder (tokenizer + weights)
     whisper: WhisperEncoderConfig | None = None  # set: a Whisper encoder and log-mel frontend
     ctc_head: CTCHeadConfig = field(default_factory=CTCHeadConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    # "plain": the CTC head learns lower case without punctuation (`eval.textnorm.plain_text`),
+    # what characters can hear; the LLM writes the formatted transcript. "raw": the label as is.
+    ctc_text: str = "raw"
     # Section 2 / Figure 2: the LLM reads the CTC hypothesis in its prompt. In training the
     # hypothesis is the current CTC head's best path with each character replaced, dropped or
     # doubled at a rate drawn up to `hypothesis_noise`, so the LLM learns to correct, not copy.
@@ -179,7 +194,9 @@ def _cpu() -> ModelConfig:
         llm_path="smollm2-135m-instruct",
         system_prompt="You are a speech recognition model.",
         instruction="Transcribe the audio. Correct the CTC hypothesis where it is misspelled.",
-        ctc_hypothesis_in_prompt=True, hypothesis_noise=0.15)
+        masking=MaskingConfig(time_masks_per_second=1.0, max_time_frames=8, channel_masks=2,
+                              max_channels=64),
+        ctc_text="plain", ctc_hypothesis_in_prompt=True, hypothesis_noise=0.15)
 
 
 SIZES = {"tiny": _tiny, "cpu": _cpu, "nano": _nano, "full": _full}

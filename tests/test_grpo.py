@@ -106,6 +106,20 @@ def test_sampling_loop_greedy_equals_transformers_generate(random_model):
     assert torch.allclose(recomputed, ours.logprobs, atol=1e-4)
 
 
+def test_a_model_reading_its_ctc_hypothesis_gets_it_in_rollout_prompts(random_model):
+    """GRPO must decode as `transcribe` does: a model trained with the CTC hypothesis in its
+    prompt (section 2, Figure 2) gets it in every rollout prompt too."""
+    from funfactory.model.decode import DecodeOptions, transcribe
+
+    model = copy.deepcopy(random_model)
+    utts = noise_utterances(2)
+    assert all(p.ctc_hypothesis in (None, "") for p in encode_batch(model, utts).prompts)
+    model.config.ctc_hypothesis_in_prompt = True
+    prompts = encode_batch(model, utts).prompts
+    offline = transcribe(model, [u.audio for u in utts], DecodeOptions(method="ctc"))
+    assert [p.ctc_hypothesis for p in prompts] == [t.ctc.text for t in offline]
+
+
 def test_sampling_gives_groups_reproducible_by_seed(random_model):
     encoded = encode_batch(random_model, noise_utterances(2))
     engine = TransformersRollout(random_model.llm, random_model.tokenizer)

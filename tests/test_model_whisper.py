@@ -127,3 +127,41 @@ def test_cpu_size_names_a_pretrained_encoder_and_a_packaged_llm(size):
     config = model_config(size)
     assert config.whisper is not None and config.whisper.source == "whisper-base"
     assert config.llm_path == "smollm2-135m-instruct" and config.ctc_hypothesis_in_prompt
+
+
+def test_encoder_output_masks_only_in_training_and_within_each_utterance():
+    from funfactory.model.configs import MaskingConfig
+    from funfactory.model.masking import mask_encoder_output
+
+    torch.manual_seed(0)
+    encoded = torch.randn(2, 400, 64) + 5.0  # no zeros of its own
+    lengths = torch.tensor([400, 150])
+    config = MaskingConfig(time_masks_per_second=1.0, max_time_frames=8, channel_masks=2,
+                           max_channels=16, frame_seconds=0.02)
+    masked = mask_encoder_output(encoded, lengths, config)
+    zero = masked == 0
+    # 8 s and 3 s: up to 8 and 3 spans of at most 8 frames, 2 bands of at most 16 channels
+    whole_frames = zero.all(dim=2).sum(dim=1)
+    assert 0 < whole_frames[0] <= 8 * 8 and whole_frames[1] <= 3 * 8
+    assert not zero[1, 150 + 8:].all(dim=1).any()  # no time span starts past the utterance
+    assert zero.all(dim=1).sum(dim=1).le(2 * 16).all()
+    assert torch.equal(masked[~zero], encoded[~zero])
+    # the model masks while it trains and never while it decodes
+    model = tiny_model()
+    model.config.masking = config
+    lengths = torch.tensor([60, 40])
+    encoded = torch.randn(2, 60, model.config.encoder.d_model) + 5.0
+    model.eval()
+    first, second = model.heads(encoded, lengths), model.heads(encoded, lengths)
+    assert torch.equal(first.ctc_log_probs, second.ctc_log_probs)
+    model.train()
+    assert not torch.equal(model.heads(encoded, lengths).ctc_log_probs, first.ctc_log_probs)
+
+
+def test_plain_ctc_targets_are_lower_case_words_without_punctuation():
+    model = tiny_model(texts=["hello world", "Hello, World!"])
+    assert model.ctc_target("Hello, World! It's 5 o'clock.") == "Hello, World! It's 5 o'clock."
+    model.config.ctc_text = "plain"
+    assert model.ctc_target("Hello, World! It's 5 o'clock.") == "hello world it's 5 o'clock"
+    assert model.ctc_target("我们明天开会，好吗？") == "我们明天开会好吗"
+    assert model_config("cpu").ctc_text == "plain"

@@ -209,6 +209,8 @@ def encode_batch(model: FunASRModel, utterances: Sequence[RLUtterance], grad: bo
     with torch.set_grad_enabled(grad):
         enc = model.encode_audio(waveforms.to(device), lengths.to(device))
     prompts = [Prompt.from_sample(u.prompt) for u in utterances]
+    if model.config.ctc_hypothesis_in_prompt:  # the policy decodes as `transcribe` does
+        prompts = model.prompts_with_hypotheses(enc, prompts)
     return EncodedBatch(enc.audio_embeds, enc.audio_lengths, prompts)
 
 
