@@ -24,7 +24,6 @@ class Stage:
     name: str
     run: Callable[[DemoRun], dict]
     describe: str
-    cpu_model: bool = False  # runs only with --cpu-model (tens of CPU minutes)
 
 
 @dataclass
@@ -41,7 +40,6 @@ class DemoRun:
     out: Path
     seed: int
     scale: str
-    cpu_model: bool = False
     results: list[StageResult] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # of the stage now running
 
@@ -67,12 +65,11 @@ STAGES = [
     Stage("verify", demo_stages.verify, "every shard set against its index"),
     Stage("stats", demo_stages.stats, "hours and counts per dataset, task, language"),
     Stage("speech", demo_stages.speech, "tens of minutes of TTS speech with known text: 4 "
-          "training voices, held-out sentences, an unseen voice", cpu_model=True),
+          "training voices, held-out sentences, an unseen voice"),
     Stage("model", demo_stages.model, "the cpu recogniser: Whisper encoder, CTC head, SmolLM2 "
-          "reading the CTC hypothesis (2, 4.1, 4.2)", cpu_model=True),
-    Stage("sft", demo_stages.sft, "staged SFT 1-5 and contextual SFT of the tiny model (4.2, 4.3)"),
+          "reading the CTC hypothesis (2, 4.1, 4.2)"),
     Stage("rl_data", demo_stages.rl_data, "hard, long, hallucination, keyword, regular (4.4.3)"),
-    Stage("grpo", demo_stages.grpo, "a few GRPO steps with the report's rewards (4.4)"),
+    Stage("grpo", demo_stages.grpo, "a few GRPO steps on the cpu model, the report's rewards (4.4)"),
     Stage("evaluate", demo_stages.evaluate, "WER/CER per system and condition (6)"),
 ]
 
@@ -87,14 +84,13 @@ def _marker(run: DemoRun, stage: Stage, index: int) -> tuple[Path, str]:
     return run.path(".done", f"{index:02d}-{stage.name}.json"), token
 
 
-def run_demo(out: Path, seed: int = 0, scale: str = "tiny", cpu_model: bool = False) -> DemoRun:
-    run = DemoRun(out=out.resolve(), seed=seed, scale=scale, cpu_model=cpu_model)
+def run_demo(out: Path, seed: int = 0, scale: str = "tiny") -> DemoRun:
+    run = DemoRun(out=out.resolve(), seed=seed, scale=scale)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    stages = [s for s in STAGES if cpu_model or not s.cpu_model]
-    for i, stage in enumerate(stages, 1):
+    for i, stage in enumerate(STAGES, 1):
         marker, token = _marker(run, stage, i)
-        print(f"[{i}/{len(stages)}] {stage.name}: {stage.describe}", flush=True)
+        print(f"[{i}/{len(STAGES)}] {stage.name}: {stage.describe}", flush=True)
         if marker.exists() and json.loads(marker.read_text())["token"] == token:
             saved = json.loads(marker.read_text())
             run.results.append(StageResult(stage.name, 0.0, True, saved["summary"],
@@ -128,9 +124,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", choices=("tiny", "default"), default="tiny",
                    help="corpus size: tiny (about a minute of speech; the 20-minute demo) or "
                         "default (about 7 minutes; a longer run)")
-    p.add_argument("--cpu-model", action="store_true",
-                   help="also build about 47 minutes of TTS speech and train the cpu recogniser "
-                        "(Whisper encoder, CTC head, SmolLM2 reading the CTC hypothesis): "
-                        "tens of minutes more on 2 cores")
-    p.set_defaults(func=lambda args: run_demo(Path(args.out), args.seed, args.scale,
-                                              args.cpu_model) and 0)
+    p.set_defaults(func=lambda args: run_demo(Path(args.out), args.seed, args.scale) and 0)

@@ -4,8 +4,8 @@ Every stage runs its command line through the real CLI (recorded in `commands.sh
 can be replayed by hand) and returns a summary read from the reports the command wrote. The
 order follows the report: labelling (3.1), augmentation and noise-only samples (5.2, 5.6),
 simulated streaming (5.1), contextual, code-switched and hotword data (4.3, 5.4, 5.5), a
-leakage-free test set (6.1), staged SFT (4.2) and contextual SFT (4.3), RL data and GRPO (4.4),
-and evaluation (6).
+leakage-free test set (6.1), the `cpu` recogniser trained on TTS speech and the label job's output
+(2, 4.1, 4.2), RL data and GRPO on it (4.4), and evaluation (6).
 """
 
 from __future__ import annotations
@@ -20,17 +20,6 @@ from funfactory.errors import FunfactoryError
 
 # Recordings published after this date are the test pool (section 6.1); the rest are training.
 CUTOFF = "2025-06-01"
-
-# Short SFT schedule for the CPU demo (section 4.2 stages, then contextual SFT of 4.3).
-SFT_STAGES = (
-    ("sft-stage1", "sft", "adaptor", 10, 2e-3),
-    ("sft-stage2", "sft", "encoder_adaptor", 60, 2e-3),
-    ("sft-stage3", "sft", "llm_lora", 10, 2e-3),
-    ("sft-stage4", "sft", "full_lora", 60, 2e-3),
-    ("sft-stage5", "sft", "ctc", 20, 2e-3),
-    ("contextual", "contextual", "contextual", 15, 5e-4),
-)
-
 
 def cli(run, *argv: str) -> None:
     """Run one `funfactory` command in this process; the demo lists it in commands.sh."""
@@ -237,30 +226,6 @@ def _shard_sets(run) -> list[Path]:
                   if p.is_dir() and any(p.glob("*.parquet")))
 
 
-def _train_config(run, name: str, stage: str, steps: int, lr: float, init: Path | None) -> Path:
-    shards = lambda *names: [str(run.path("shards", n)) for n in names]  # noqa: E731
-    streams = [{"name": "asr", "shards": shards("label")},
-               {"name": "noisy", "shards": shards("augment"), "weight": 0.5, "cycle": True},
-               {"name": "codeswitch", "shards": shards("codeswitch"), "weight": 0.2,
-                "cycle": True}]
-    if stage == "contextual":
-        streams = [{"name": "context", "shards": shards("context")},
-                   {"name": "hotword", "shards": shards("hotword"), "weight": 0.3, "cycle": True},
-                   {"name": "streaming", "shards": shards("streaming"), "weight": 0.2,
-                    "cycle": True},
-                   {"name": "asr", "shards": shards("label"), "weight": 0.5, "cycle": True}]
-    model = {"size": "tiny", "stage": stage}
-    if init is None:
-        model["llm_path"] = str(run.path("models", "tiny-llm"))
-    else:
-        model["init_from"] = str(init)
-    from funfactory.demo_model import write_config
-
-    return write_config(run, name, stage, streams, model, steps, lr, every=steps,
-                        batch_seconds=60, val_shards=shards("test"), val_utterances=24,
-                        log_every=5)
-
-
 def speech(run) -> dict:
     """Tens of minutes of TTS speech with known text for the model (funfactory.demo_speech)."""
     from funfactory.demo_speech import build_speech, plan_speech
@@ -294,17 +259,6 @@ def model(run) -> dict:
             "png": str(png.relative_to(run.out))}
 
 
-def sft(run) -> dict:
-    cli(run, "model", "tiny-llm", run.path("models", "tiny-llm"))
-    results, init = {}, None
-    for name, kind, stage, steps, lr in SFT_STAGES:
-        config = _train_config(run, name, stage, steps, lr, init)
-        cli(run, "train", kind, "--config", config)
-        init = run.path("runs", name, "final")
-        results[name] = {"stage": stage, "steps": steps, **_last_validation(run.path("runs", name))}
-    return results
-
-
 def _last_validation(run_dir: Path) -> dict:
     from funfactory.training.trainer import read_metrics
 
@@ -320,7 +274,7 @@ def _last_validation(run_dir: Path) -> dict:
 
 def rl_data(run) -> dict:
     out = run.path("shards", "rl")
-    cli(run, "pipeline", "rl", "run", "--model", run.path("runs", "contextual", "final"),
+    cli(run, "pipeline", "rl", "run", "--model", run.summary("model")["final_model"],
         run.path("shards", "label"), out)
     return _report(out, "rl-selection.json")
 
@@ -329,7 +283,7 @@ def grpo(run) -> dict:
     out = run.path("runs", "grpo")
     cli(run, "train", "grpo", "--set", "steps=3", "--set", "group_size=4", "--set",
         "utterances_per_step=2", "--set", "save_every=3", "--set", f"seed={run.seed}",
-        run.path("runs", "contextual", "final"), run.path("shards", "rl"), out)
+        run.summary("model")["final_model"], run.path("shards", "rl"), out)
     log = [json.loads(line) for line in
            (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
     keep = ("step", "reward_mean", "kl", "clip_fraction", "response_length", "time")
@@ -338,13 +292,10 @@ def grpo(run) -> dict:
 
 
 def evaluate(run) -> dict:
+    sft_model = run.summary("model")["final_model"]
     grpo_model = run.path("runs", "grpo", "final")
-    sft_model = run.path("runs", "contextual", "final")
     out = run.path("eval")
-    systems = [(f"model:{run.summary('model')['final_model']}", "cpu-model")] if run.cpu_model \
-        else []
-    systems += [(f"model:{sft_model}", "sft"), (f"model:{grpo_model}", "grpo"),
-               (f"streaming:{grpo_model}@720", "grpo-streaming"),
+    systems = [(f"model:{sft_model}", "cpu-sft"), (f"model:{grpo_model}", "cpu-grpo"),
                ("backend:whisper-base", "whisper-base")]
     # "seen": our model on its own training utterances against their pseudo-labels, which
     # shows whether the short run learned anything (circular for the labelling systems, so
