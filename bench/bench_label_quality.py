@@ -36,7 +36,22 @@ BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.01)
 CONDITIONS = ("clean", "10dB", "5dB", "0dB")
 
 
-def _voted(records: list[dict]) -> list[dict]:
+def _voted(records: list[dict]) -> tuple[list[dict], dict]:
+    """Every record voted as the label job votes it, each job (language and condition) with its
+    own reliability estimate; and the estimates."""
+    from funfactory.pipelines.label.confidence import job_reliability, load_model
+    from funfactory.pipelines.label.fit_confidence import jobs
+
+    model = load_model()
+    out, estimates = [], {}
+    for (language, snr_db), part in jobs(records).items():
+        job = job_reliability(part, model, {"segments": len(part)})
+        estimates[language, snr_db] = job.languages[language]
+        out.extend(_voted_job(part, job))
+    return out, estimates
+
+
+def _voted_job(records: list[dict], job) -> list[dict]:
     from funfactory.eval.scoring import pairwise_agreement, score
     from funfactory.pipelines.label.confidence import load_model
     from funfactory.pipelines.label.config import VoteConfig
@@ -47,7 +62,7 @@ def _voted(records: list[dict]) -> list[dict]:
     for r in records:
         language = r["language"]
         texts = {s: v["text"] for s, v in r["labels"].items()}
-        decision = decide(r["labels"], language, r["duration"], cfg, model)
+        decision = decide(r["labels"], language, r["duration"], cfg, model, job)
         old = pairwise_agreement(texts, language=language)
         per_system = {s: score([r["reference"]], [t], language=language) for s, t in texts.items()}
         best = min(per_system, key=lambda s: (per_system[s].rate, s))
@@ -174,7 +189,7 @@ def main() -> list[dict]:
     from funfactory.pipelines.label.calibration_set import calibration_set
     from funfactory.pipelines.label.config import VoteConfig
 
-    voted = _voted(calibration_set(echo=print))
+    voted, estimates = _voted(calibration_set(echo=print))
     threshold = VoteConfig().max_estimated_wer
     lines, figures = _table(voted)
     print("\n".join(lines))

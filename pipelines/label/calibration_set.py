@@ -39,13 +39,14 @@ from funfactory.synth.corpus import load_sentences, trim_silence
 from funfactory.synth.noise import build_real_noise
 from funfactory.synth.tts import get_voice, resample_to_16k
 
-VERSION = "1"
+VERSION = "2"
 SNRS_DB: tuple[float | None, ...] = (None, 10.0, 5.0, 0.0)
-VOICES = {"en": ("hibari-en", "espeak-en", "kokoro-alpha", "piper-joe-en"),
+VOICES = {"en": ("hibari-en", "espeak-en", "kokoro-alpha", "kokoro-tebukuro", "kokoro-kumo",
+                  "piper-joe-en"),
           "zh": ("kokoro-alpha", "espeak-cmn", "espeak-cmn-f", "kokoro-nezumi"),
           "zh-en": ("kokoro-alpha", "espeak-cmn", "kokoro-nezumi")}
 HELD_OUT = {"en": "piper-joe-en", "zh": "kokoro-nezumi", "zh-en": "kokoro-nezumi"}
-SENTENCES_PER_VOICE = {"en": 4, "zh": 3, "zh-en": 3}
+SENTENCES_PER_VOICE = {"en": 6, "zh": 3, "zh-en": 3}
 SPEECH_RMS_DBFS = -23.0
 SEED = 13
 

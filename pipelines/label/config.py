@@ -59,6 +59,9 @@ class VoteConfig:
     # labels while no second Chinese system exists (a quality choice the user makes)
     max_estimated_wer_by_language: dict = field(default_factory=dict)
     min_hypotheses: int = 1  # reject segments with fewer non-failed hypotheses
+    # the job's estimate of each system's error rate comes from a first pass over this many
+    # segments (whole sources, in a fixed order); 0: each system judged by its own scores alone
+    reliability_sample_segments: int = 300
     confidence_model: str = ""  # a fitted label_confidence.json ("" = the shipped one)
     # the chosen hypothesis' own scores (Whisper's fallback rules), checked on every segment
     max_compression_ratio: float = 2.4  # above: a repetition loop

@@ -32,7 +32,8 @@ from funfactory.eval.scoring import score
 from funfactory.pipelines.label.calibration_set import HELD_OUT, calibration_set, plan_sha256
 from funfactory.pipelines.label.confidence import (FAMILY_FEATURES, LABEL_FEATURES, MODEL_PATH,
                                                    ConfidenceModel, choose, estimate, family,
-                                                   label_features, own_features, system_error)
+                                                   job_reliability, label_features, own_features,
+                                                   system_error)
 
 # pooled over the training segments; under the 5 % bar so that each SNR condition (12-16
 # segments a cell, too few to fit a threshold on one by one) and the held-out voices stay under it
@@ -87,11 +88,29 @@ def system_rows(records: list[dict]) -> dict[str, tuple[str, list, list]]:
     return out
 
 
+def jobs(records: list[dict]) -> dict[tuple, list[dict]]:
+    """The calibration set as label jobs: one per language and condition (a job's data is
+    usually of one kind; the reliability estimate is made per job and language)."""
+    out: dict[tuple, list[dict]] = {}
+    for r in records:
+        out.setdefault((r["language"], -1.0 if r["snr_db"] is None else r["snr_db"]), []).append(r)
+    return dict(sorted(out.items()))
+
+
 def evaluate(records: list[dict], model: ConfidenceModel) -> list[dict]:
-    """Each record's choice, estimate and measured errors under ``model``."""
+    """Each record's choice, estimate and measured errors under ``model``, each job (:func:`jobs`)
+    voted with its own reliability estimate."""
+    out = []
+    for part in jobs(records).values():
+        reliability = job_reliability(part, model, {"segments": len(part)})
+        out.extend(_evaluate_job(part, model, reliability))
+    return out
+
+
+def _evaluate_job(records: list[dict], model: ConfidenceModel, reliability) -> list[dict]:
     out = []
     for r in records:
-        choice = choose(r["labels"], r["language"], r["duration"], model)
+        choice = choose(r["labels"], r["language"], r["duration"], model, reliability)
         out.append({
             "record": r, "choice": choice, "estimated": estimate(choice, model, r["language"]),
             "chosen_error": segment_error(r["reference"], r["labels"][choice.chosen]["text"],
@@ -127,6 +146,19 @@ def kept_error(evaluated: list[dict], threshold: float) -> tuple[float, int]:
     return (errors / tokens if tokens else 0.0), int(kept)
 
 
+def reliability_prior(records: list[dict]) -> dict[str, float]:
+    """Each system's mean error rate over the calibration set per system/language,
+    family/language and family: the prior of the job estimate."""
+    rates: dict[str, list[float]] = {}
+    for r in records:
+        for system, label in r["labels"].items():
+            error = segment_error(r["reference"], label["text"], r["language"])
+            for key in (f"{system}/{r['language']}", f"{family(label)}/{r['language']}",
+                        family(label)):
+                rates.setdefault(key, []).append(error)
+    return {key: round(float(np.mean(values)), 4) for key, values in sorted(rates.items())}
+
+
 def fit(records: list[dict]) -> dict:
     train = [r for r in records if not r["held_out"]]
     check = [r for r in records if r["held_out"]]
@@ -143,7 +175,7 @@ def fit(records: list[dict]) -> dict:
                        "scale": [1.0] * len(LABEL_FEATURES), "coef": [0.0] * len(LABEL_FEATURES),
                        "intercept": 0.0},
              "label_isotonic": identity, "single_isotonic": {"": identity},
-             "max_estimated_wer": 1.0}
+             "max_estimated_wer": 1.0, "reliability_prior": reliability_prior(train)}
     evaluated = evaluate(train, ConfidenceModel.from_json(draft))
     multi = [e for e in evaluated if len(e["choice"].systems) > 1]
     draft["label"] = fit_logistic([label_features(e["choice"]) for e in multi],
