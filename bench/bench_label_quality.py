@@ -34,6 +34,7 @@ OLD_MAX_DISAGREEMENT = 0.35
 LABELABLE = 0.05
 BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.01)
 CONDITIONS = ("clean", "10dB", "5dB", "0dB")
+SNR_ORDER = (-1.0, 10.0, 5.0, 0.0)  # the jobs' keys (fit_confidence.jobs): -1 is clean
 
 
 def _voted(records: list[dict]) -> tuple[list[dict], dict]:
@@ -68,6 +69,7 @@ def _voted_job(records: list[dict], job) -> list[dict]:
         best = min(per_system, key=lambda s: (per_system[s].rate, s))
         out.append({
             "language": language, "condition": r["key"].rsplit("-", 1)[1],
+            "snr_db": -1.0 if r["snr_db"] is None else r["snr_db"],
             "held_out": r["held_out"], "reference": r["reference"], "texts": texts,
             "chosen_text": decision.text, "kept": decision.reason is None,
             "estimated": decision.estimated_wer, "reason": decision.reason,
@@ -128,6 +130,25 @@ def _table(voted: list[dict]) -> tuple[list[str], dict]:
                 f"{100 * f['old_error']:.1f} | {100 * f['oracle_yield']:.0f} % / "
                 f"{100 * f['oracle_error']:.1f} |")
     return lines, figures
+
+
+def _system_rate(voted: list[dict], language: str, snr_db: float, system: str) -> float:
+    from funfactory.eval.scoring import score
+    items = [v for v in voted if v["language"] == language and v["snr_db"] == snr_db
+             and system in v["texts"]]
+    return score([i["reference"] for i in items], [i["texts"][system] for i in items],
+                 language=language).rate
+
+
+def _reliability_table(voted: list[dict], estimates: dict) -> str:
+    """Each job's EM estimate of every system's error rate against its measured rate."""
+    lines = ["| language | SNR | each system: EM estimate / measured (%) |", "| --- | --- | --- |"]
+    for (language, snr_db), table in estimates.items():
+        lines.append(f"| {language} | {CONDITIONS[SNR_ORDER.index(snr_db)]} | " + ", ".join(
+            f"{s} {100 * f['estimated_error']:.1f} / "
+            f"{100 * _system_rate(voted, language, snr_db, s):.1f}"
+            for s, f in table.items()) + " |")
+    return "\n".join(lines)
 
 
 def _buckets(voted: list[dict]) -> list[tuple[float, float, int]]:
@@ -199,6 +220,7 @@ def main() -> list[dict]:
         f"{100 * _rate([v for v in items if v['kept']], 'chosen_text', language):.1f} %"
         for language in ("en", "zh", "zh-en")
         for items in [[v for v in held if v["language"] == language]] if items))
+    print(_reliability_table(voted, estimates))
     buckets = _buckets(voted)
     held_buckets = _buckets(held)
     for name, points in (("all voices", buckets), ("held-out voices", held_buckets)):
@@ -219,6 +241,14 @@ def main() -> list[dict]:
                         100 * f["oracle_yield"], "%"))
         rows.append(row(name, "yield % kept, old mean-pairwise rule", 100 * f["old_yield"],
                         "new rule", 100 * f["kept_yield"], "%"))
+    for (language, snr_db), table in estimates.items():
+        if len(table) < 2:
+            continue
+        name = f"label_em_{language}_{CONDITIONS[SNR_ORDER.index(snr_db)]}"
+        for system, figures in table.items():
+            rows.append(row(name, f"EM error % {system}", 100 * figures["estimated_error"],
+                            "measured", 100 * _system_rate(voted, language, snr_db, system),
+                            "%"))
     for name, points in (("all voices", buckets), ("held-out voices", held_buckets)):
         rows.append(row("label_calibration", f"max |estimated - measured| by bucket, {name}",
                         max(abs(e - m) for e, m, _ in points) * 100, "target", 5.0, "pt"))

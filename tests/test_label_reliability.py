@@ -182,3 +182,36 @@ def test_one_system_keeps_its_prior_and_its_own_scores():
     assert table["slots"] == 0
     assert table["estimated_error"] == pytest.approx(table["prior_error"], abs=1e-6)
     assert JobReliability({"zh": {"whisper-base": table}}, {}).shift("zh", "whisper-base") == 0
+
+
+def test_the_sample_estimate_is_made_once_per_config_and_read_back(tmp_path, monkeypatch):
+    from funfactory.pipelines.label import sample_pass
+    from funfactory.pipelines.label.config import LabelConfig
+    from funfactory.pipelines.label.ingest import Source
+
+    segments = [{**s, "key": f"src{i % 3}-seg{i:05d}", "asr_seconds": 0.5}
+                for i, s in enumerate(confident_garbage_job(9))]
+    calls = []
+
+    def sampled(cfg, sources, limit):
+        calls.append([s.id for s in sources])
+        return segments, 3
+    monkeypatch.setattr(sample_pass, "sample_segments", sampled)
+    sources = [Source(id=f"src{i}", uri=f"file:///in/{i}.wav", path=f"/in/{i}.wav")
+               for i in range(5)]
+    cfg = LabelConfig()
+    first = sample_pass.sample_estimate(cfg, sources, tmp_path, "sha-a", echo=lambda *_: None)
+    again = sample_pass.sample_estimate(cfg, sources, tmp_path, "sha-a", echo=lambda *_: None)
+    assert len(calls) == 1
+    assert again[0].as_dict() == first[0].as_dict() and again[1] == first[1]
+    assert set(first[1]) == {s["key"] for s in segments}
+    assert first[0].languages["en"]["pocketsphinx"]["estimated_error"] > 0.6
+    sample_pass.sample_estimate(cfg, sources, tmp_path, "sha-b", echo=lambda *_: None)
+    sample_pass.sample_estimate(cfg, sources, tmp_path, "sha-b", restart=True,
+                                echo=lambda *_: None)
+    assert len(calls) == 3
+    cfg.vote.reliability_sample_segments = 0
+    assert sample_pass.sample_estimate(cfg, sources, tmp_path, "sha-c")[1] == {}
+    assert len(calls) == 3
+    # the sample's order is fixed by the ids, not by the order the sources were listed in
+    assert sample_pass.sample_order(sources) == sample_pass.sample_order(sources[::-1])

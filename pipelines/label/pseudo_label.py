@@ -13,8 +13,9 @@ A segment's hypotheses and scores do not depend on the batch it came in (a resum
 batches differently): Whisper pads every clip to its own 30 s window and decodes it
 independently, and pocketsphinx starts every clip from the same cepstral mean.
 
-Segments in ``known`` (key -> ``{"labels", "language"}``: the hypotheses the job's sample pass,
-:mod:`funfactory.pipelines.label.sample_pass`, already made) are not transcribed again.
+Segments in ``known`` (key -> ``{"labels", "language", "asr_seconds"}``: the hypotheses the job's
+sample pass, :mod:`funfactory.pipelines.label.sample_pass`, already made, and what they cost) are
+not transcribed again; their ASR time is the sample pass's.
 
 A backend that fails on a batch records ``{"error": ...}`` for those segments (counted as ``label/backend_errors``); the
 vote step then has fewer hypotheses.
@@ -61,7 +62,9 @@ class PseudoLabel(beam.DoFn):
         languages = [p["language_hint"] or None for p in payloads]
         for p in payloads:
             if p["key"] in self.known:
-                p["labels"] = {s: dict(v) for s, v in self.known[p["key"]]["labels"].items()}
+                known = self.known[p["key"]]
+                p["labels"] = {s: dict(v) for s, v in known["labels"].items()}
+                p["stage_seconds"]["asr"] = known["asr_seconds"]
         for backend in self.backends:
             chosen = [i for i, lang in enumerate(languages) if backend.covers(lang)
                       and payloads[i]["key"] not in self.known]

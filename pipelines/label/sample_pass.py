@@ -13,7 +13,8 @@ report folder, under the config hash. A resumed job reads them back instead of s
 it votes with the same figures as an uninterrupted run; ``--restart`` samples afresh. The sample's
 hypotheses are handed to the job's ASR step (:class:`funfactory.pipelines.label.pseudo_label.
 PseudoLabel`, ``known``), which does not transcribe those segments twice (a segment's hypotheses
-do not depend on its batch, so they are the ones the job would have computed).
+do not depend on its batch, so they are the ones the job would have computed; their ASR time
+goes with them into the job's stage times).
 
 ``vote.reliability_sample_segments=0`` skips the pass: each system is then judged by its own
 scores alone, as with no job estimate.
@@ -58,7 +59,8 @@ def sample_segments(cfg: LabelConfig, sources: list[Source],
                 continue
             for _, _, p in labeller.process(item):
                 out.append({"key": p["key"], "language": p["language"],
-                            "duration": p["duration"], "labels": p["labels"]})
+                            "duration": p["duration"], "labels": p["labels"],
+                            "asr_seconds": p["stage_seconds"].get("asr", 0.0)})
     return out, taken
 
 
@@ -78,8 +80,8 @@ def sample_estimate(cfg: LabelConfig, sources: list[Source], report_dir, config_
     reliability = job_reliability(segments, load_model(cfg.vote.confidence_model), {
         "segments": len(segments), "sources": taken, "of_sources": len(sources),
         "sample_limit": limit})
-    hypotheses = {s["key"]: {"labels": s["labels"], "language": s["language"]}
-                  for s in segments}
+    hypotheses = {s["key"]: {"labels": s["labels"], "language": s["language"],
+                             "asr_seconds": s["asr_seconds"]} for s in segments}
     storage.makedirs(report_dir)
     storage.write_json(location, {"config_sha256": config_sha256,
                                   "reliability": reliability.as_dict(), "hypotheses": hypotheses})
