@@ -148,7 +148,7 @@ def test_a_system_mostly_wrong_on_the_job_loses_its_vote_and_its_veto():
     table = reliability.languages["en"]
     assert table["pocketsphinx"]["estimated_error"] > 0.6
     assert table["whisper-base"]["estimated_error"] < 0.15
-    assert reliability.shift("en", "pocketsphinx") > 0
+    assert reliability.combine("en", "pocketsphinx", 0.05, 1.0) > 0.5
     segment = job[0]
     alone = decide(segment["labels"], "en", 3.5, VoteConfig(), MODEL)
     with_job = decide(segment["labels"], "en", 3.5, VoteConfig(), MODEL, reliability)
@@ -181,7 +181,8 @@ def test_one_system_keeps_its_prior_and_its_own_scores():
     table = job_reliability(job, MODEL, {"segments": 5}).languages["zh"]["whisper-base"]
     assert table["slots"] == 0
     assert table["estimated_error"] == pytest.approx(table["prior_error"], abs=1e-6)
-    assert JobReliability({"zh": {"whisper-base": table}}, {}).shift("zh", "whisper-base") == 0
+    assert JobReliability({"zh": {"whisper-base": table}}, {}).combine(
+        "zh", "whisper-base", 0.3, 1.0) == 0.3
 
 
 def test_the_sample_estimate_is_made_once_per_config_and_read_back(tmp_path, monkeypatch):

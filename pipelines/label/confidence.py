@@ -28,9 +28,10 @@ Job-level reliability (:func:`job_reliability`): over many segments of one langu
 system's error rate from how it agrees with the others, by the Dawid-Skene EM of
 :mod:`funfactory.pipelines.label.reliability`, with each system's rate on the calibration set as
 its prior (``reliability_prior``). Passed to :func:`choose` as a :class:`JobReliability`, it
-shifts every per-segment estimate of a system by how far the job rate lies from that system's
-job mean of them: a system that is mostly wrong on this job loses its vote and its veto on every
-segment, whatever its own scores say. The run report writes it per language.
+sets each system's error on every segment of the job, moved from the job rate by that segment's
+own evidence (:meth:`JobReliability.combine`, with the fitted ``own_evidence_weight``): a system
+that is mostly wrong on this job loses its vote and its veto on every segment, whatever its own
+scores say. The run report writes it per language.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class ConfidenceModel:
     max_estimated_wer: float
     version: str
     reliability_prior: dict[str, float]  # "system/language" (or family) -> calibration rate
+    own_evidence_weight: float  # how far a segment's own scores move it off the job rate
 
     def system_model(self, system: str, label: dict, language: str) -> Logistic | None:
         fam = family(label)
@@ -154,7 +156,8 @@ class ConfidenceModel:
                    single_isotonic={language: Isotonic(tuple(m["x"]), tuple(m["y"]))
                                     for language, m in d["single_isotonic"].items()},
                    max_estimated_wer=float(d["max_estimated_wer"]), version=str(d["version"]),
-                   reliability_prior={k: float(v) for k, v in d["reliability_prior"].items()})
+                   reliability_prior={k: float(v) for k, v in d["reliability_prior"].items()},
+                   own_evidence_weight=float(d["own_evidence_weight"]))
 
     def prior_error(self, system: str, label: dict, language: str) -> float:
         """The system's error rate on the calibration set: the job estimate's prior."""
@@ -187,10 +190,7 @@ def system_error(model: ConfidenceModel, system: str, label: dict, language: str
     fitted = model.system_model(system, label, language)
     own = model.default_system_error if fitted is None else \
         fitted(own_features(label, language, duration))
-    shift = job.shift(language, system)
-    if not shift:
-        return own
-    return 1 / (1 + math.exp(-max(min(logit(own) + shift, 30.0), -30.0)))
+    return job.combine(language, system, own, model.own_evidence_weight)
 
 
 def weight(error: float) -> float:

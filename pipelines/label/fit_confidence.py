@@ -11,6 +11,9 @@ What is fitted (:mod:`funfactory.pipelines.label.confidence`):
 - per system and language, and per system family and language, a logistic map from the
   hypothesis' own evidence to its error rate (fractional targets: each segment is a positive
   example weighted by its error and a negative one weighted by the rest);
+- ``own_evidence_weight``: how far a segment's own scores move a system off its job rate
+  (:meth:`funfactory.pipelines.label.reliability.JobReliability.combine`), the value on a
+  0.25 grid whose chosen labels have the lowest error over the multi-system training jobs;
 - a logistic map from the label features to the chosen label's error, then an isotonic map on
   its output (segments with two or more systems), and per language an isotonic map from a
   system's own error to its measured error over every hypothesis taken alone (segments with one
@@ -40,6 +43,7 @@ from funfactory.pipelines.label.confidence import (FAMILY_FEATURES, LABEL_FEATUR
 TARGET_KEPT_WER = 0.03
 LANGUAGE_KEPT_WER = 0.05  # and no language's kept labels above the 5 % bar
 MIN_ROWS = 16
+OWN_EVIDENCE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 VERSION = "1"
 
 
@@ -175,7 +179,11 @@ def fit(records: list[dict]) -> dict:
                        "scale": [1.0] * len(LABEL_FEATURES), "coef": [0.0] * len(LABEL_FEATURES),
                        "intercept": 0.0},
              "label_isotonic": identity, "single_isotonic": {"": identity},
-             "max_estimated_wer": 1.0, "reliability_prior": reliability_prior(train)}
+             "max_estimated_wer": 1.0, "reliability_prior": reliability_prior(train),
+             "own_evidence_weight": 1.0}
+    draft["own_evidence_weight"] = min(OWN_EVIDENCE_WEIGHTS, key=lambda w: (kept_error(
+        [e for e in evaluate(train, ConfidenceModel.from_json({**draft, "own_evidence_weight": w}))
+         if len(e["choice"].systems) > 1], 2.0)[0], -w))
     evaluated = evaluate(train, ConfidenceModel.from_json(draft))
     multi = [e for e in evaluated if len(e["choice"].systems) > 1]
     draft["label"] = fit_logistic([label_features(e["choice"]) for e in multi],

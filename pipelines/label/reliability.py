@@ -20,9 +20,10 @@ be pinned on either by counting alone: the prior (and so the calibration set) se
 often right.
 
 The weights of the vote (:func:`funfactory.pipelines.label.confidence.choose`) combine this job
-rate with each hypothesis' own evidence: the per-segment estimate from the system's own scores is
-shifted, in log-odds, by how far the job rate (the EM's parameter, held near the prior where the
-job says little) lies from that estimate's job mean (:meth:`JobReliability.shift`). :func:`posterior_error` is the same model on one segment: the
+rate with each hypothesis' own evidence (:meth:`JobReliability.combine`): in log-odds, the job
+rate (the EM's parameter, held near the prior where the job says little) plus the hypothesis'
+own estimate's distance from that estimate's job mean, damped by a weight fitted on the
+calibration set (how much one segment's own scores should move it off the job rate). :func:`posterior_error` is the same model on one segment: the
 expected error rate of a hypothesis given the others and their per-segment rates, a feature of
 the label confidence. Where the job estimate comes from (a first pass over a sample of the
 job's segments): :mod:`funfactory.pipelines.label.sample_pass`.
@@ -180,12 +181,16 @@ class JobReliability:
     languages: dict
     source: dict
 
-    def shift(self, language: str, system: str) -> float:
-        """How much this job moves the system's own estimate, in log-odds (0 if unknown)."""
+    def combine(self, language: str, system: str, own: float, own_weight: float) -> float:
+        """A hypothesis' error rate from the job rate and its own per-segment estimate ``own``:
+        ``logit e = logit(job rate) + own_weight * (logit(own) - logit(job mean of own))``.
+        Without a job estimate (or one from no shared slots) ``own`` is returned unchanged."""
         figures = self.languages.get(language or "", {}).get(system)
         if not figures or not figures["slots"] or figures.get("mean_own_estimate") is None:
-            return 0.0  # no estimate, or nothing to compare with: the own scores alone
-        return logit(figures["slot_error"]) - logit(_clip(figures["mean_own_estimate"]))
+            return own
+        z = logit(figures["slot_error"]) + own_weight * (
+            logit(_clip(own)) - logit(_clip(figures["mean_own_estimate"])))
+        return 1 / (1 + math.exp(-max(min(z, 30.0), -30.0)))
 
     def as_dict(self) -> dict:
         return {"languages": self.languages, "source": self.source}
