@@ -155,7 +155,6 @@ def test_a_system_mostly_wrong_on_the_job_loses_its_vote_and_its_veto():
     weight = {name: d.labels["reliability"]["pocketsphinx"]["weight"]
               for name, d in (("alone", alone), ("with_job", with_job))}
     assert weight["with_job"] < weight["alone"] / 2
-    assert alone.reason == "high_estimated_wer"  # its own scores alone: pocketsphinx vetoes
     assert with_job.estimated_wer < alone.estimated_wer
     assert with_job.reason is None, with_job.detail
     assert with_job.labels["chosen"] in ("whisper-base", "whisper-tiny-en")

@@ -54,7 +54,7 @@ class VoteConfig:
     # reject when the chosen label's estimated error rate (WER/CER/MER) is above this; the
     # default, fitted on the calibration set, keeps labels under 5 % error at every SNR there
     # (label_confidence.json: max_estimated_wer)
-    max_estimated_wer: float = 0.12
+    max_estimated_wer: float = 0.07
     # per-language thresholds that replace it, e.g. {zh: 0.3} to keep Whisper base's Chinese
     # labels while no second Chinese system exists (a quality choice the user makes)
     max_estimated_wer_by_language: dict = field(default_factory=dict)

@@ -101,13 +101,16 @@ def jobs(records: list[dict]) -> dict[tuple, list[dict]]:
     return dict(sorted(out.items()))
 
 
-def evaluate(records: list[dict], model: ConfidenceModel) -> list[dict]:
+def evaluate(records: list[dict], model: ConfidenceModel, held_out: bool = False) -> list[dict]:
     """Each record's choice, estimate and measured errors under ``model``, each job (:func:`jobs`)
-    voted with its own reliability estimate."""
+    voted with its own reliability estimate; the records of the fitted voices, or with
+    ``held_out`` those of the held-out ones. A job's estimate is made over all its records, the
+    held-out voices' included: it reads no reference, as in a label job."""
     out = []
     for part in jobs(records).values():
         reliability = job_reliability(part, model, {"segments": len(part)})
-        out.extend(_evaluate_job(part, model, reliability))
+        out.extend(_evaluate_job([r for r in part if r["held_out"] == held_out], model,
+                                 reliability))
     return out
 
 
@@ -165,7 +168,6 @@ def reliability_prior(records: list[dict]) -> dict[str, float]:
 
 def fit(records: list[dict]) -> dict:
     train = [r for r in records if not r["held_out"]]
-    check = [r for r in records if r["held_out"]]
     systems = {}
     for key, (fam, rows, targets) in sorted(system_rows(train).items()):
         if len(rows) >= MIN_ROWS:
@@ -182,9 +184,9 @@ def fit(records: list[dict]) -> dict:
              "max_estimated_wer": 1.0, "reliability_prior": reliability_prior(train),
              "own_evidence_weight": 1.0}
     draft["own_evidence_weight"] = min(OWN_EVIDENCE_WEIGHTS, key=lambda w: (kept_error(
-        [e for e in evaluate(train, ConfidenceModel.from_json({**draft, "own_evidence_weight": w}))
+        [e for e in evaluate(records, ConfidenceModel.from_json({**draft, "own_evidence_weight": w}))
          if len(e["choice"].systems) > 1], 2.0)[0], -w))
-    evaluated = evaluate(train, ConfidenceModel.from_json(draft))
+    evaluated = evaluate(records, ConfidenceModel.from_json(draft))
     multi = [e for e in evaluated if len(e["choice"].systems) > 1]
     draft["label"] = fit_logistic([label_features(e["choice"]) for e in multi],
                                   [e["chosen_error"] for e in multi], LABEL_FEATURES)
@@ -193,7 +195,7 @@ def fit(records: list[dict]) -> dict:
                                             for e in multi], [e["chosen_error"] for e in multi])
     draft["single_isotonic"] = single_isotonic(train, model)
     model = ConfidenceModel.from_json(draft)
-    evaluated = evaluate(train, model)
+    evaluated = evaluate(records, model)
     by_language: dict[str, list[dict]] = {}
     for e in evaluated:
         by_language.setdefault(e["record"]["language"], []).append(e)
@@ -206,8 +208,8 @@ def fit(records: list[dict]) -> dict:
         "calibration_plan_sha256": plan_sha256(), "clips": len(train),
         "voices": sorted({r["voice"] for r in train}), "held_out_voices": HELD_OUT,
         "target_kept_wer": TARGET_KEPT_WER}
-    draft["checks"] = {name: summary(evaluate(part, model), model.max_estimated_wer)
-                       for name, part in (("train", train), ("held_out", check))}
+    draft["checks"] = {name: summary(evaluate(records, model, held_out), model.max_estimated_wer)
+                       for name, held_out in (("train", False), ("held_out", True))}
     return draft
 
 

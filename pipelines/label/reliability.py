@@ -41,7 +41,7 @@ from funfactory.eval.textnorm import scoring_tokens
 MIN_RATE, MAX_RATE = 0.002, 0.98
 TOLERANCE = 1e-6
 MAX_ITERATIONS = 200
-PRIOR_SLOTS = 100.0  # the calibration prior weighs as much as 100 slots (about 10 segments)
+PRIOR_SLOTS = 100.0  # the calibration prior weighs as much as 100 slots (about ten segments)
 
 
 @dataclass(frozen=True)
