@@ -3,8 +3,9 @@ the old mean-pairwise rule and the oracle, per language and SNR, on the calibrat
 
 The calibration set (:mod:`funfactory.pipelines.label.calibration_set`: known-text TTS from
 several voices in English, Mandarin and zh-en, in real noise at clean, 10, 5 and 0 dB, with every
-system's hypothesis; cached, about ten CPU minutes the first time) is voted with the label job's
-own code (:func:`funfactory.pipelines.label.vote.decide`, default config). Per language and
+system's hypothesis; cached, about 17 CPU minutes the first time) is voted with the label job's
+own code (:func:`funfactory.pipelines.label.vote.decide`, default config), each language and
+condition as one job with its own reliability estimate (the Dawid-Skene EM). Per language and
 condition it prints:
 
 - each system's error rate (WER for en, CER for zh, MER for zh-en) and the chosen label's;
@@ -13,7 +14,8 @@ condition it prints:
 - the same for the old rule (unweighted medoid, kept when the mean pairwise error <= 0.35) and for
   the oracle (the best hypothesis per segment, kept when labelable);
 - the held-out voices apart (the fit never saw them), and the calibration of the estimate:
-  mean estimated against mean measured error over buckets of the estimate.
+  mean estimated against mean measured error over buckets of the estimate;
+- each job's EM estimate of every system's error rate against the rate measured.
 
 Two PNGs go to ``bench-out/``: ``label-yield.png`` (kept-label error against yield as the
 threshold varies) and ``label-reliability.png`` (estimated against measured error).

@@ -18,8 +18,9 @@ Its map and the keep threshold are fitted here and nowhere else:
 ``calibration_set()`` builds it once into ``cache_root()/label-calibration/<plan hash>/`` (a
 file lock guards concurrent first calls; the result is written to a temporary name and renamed)
 and returns the records (``python -m funfactory.pipelines.label.calibration_set`` builds it and
-prints its progress). Same plan, same records. Size: 148 clips (64 English with three
-systems, 84 Mandarin and zh-en with Whisper base), about ten CPU minutes on one busy core.
+prints its progress). Same plan, same records. Size: 228 clips (144 English with three
+systems: six voices, six sentences each, four conditions; 84 Mandarin and zh-en with Whisper
+base), about 17 CPU minutes (42 wall minutes on two cores shared with three other jobs).
 """
 
 from __future__ import annotations

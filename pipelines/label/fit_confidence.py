@@ -1,13 +1,18 @@
 """Fit the label-confidence maps on the calibration set and write ``label_confidence.json``.
 
 Run: ``python -m funfactory.pipelines.label.fit_confidence [--out PATH]`` (builds the cached
-calibration set first if needed, then fits in seconds). The fit uses every voice but the held-out
+calibration set first if needed, then fits in about ten seconds). The fit uses every voice but the held-out
 one per language (:data:`funfactory.pipelines.label.calibration_set.HELD_OUT`); the held-out
 voices are scored with the fitted maps and their figures written beside the maps (``checks``),
-so a fit that only works on the voices it saw shows up there.
+so a fit that only works on the voices it saw shows up there. The calibration set is voted as
+label jobs, one per language and condition (:func:`jobs`), each with its own reliability
+estimate made over all its records (the EM reads no reference, so the held-out voices' hypotheses
+take part as they would in a label job; no map is fitted on them).
 
 What is fitted (:mod:`funfactory.pipelines.label.confidence`):
 
+- ``reliability_prior``: each system's mean error rate per language, the prior of the job
+  estimate (:mod:`funfactory.pipelines.label.reliability`);
 - per system and language, and per system family and language, a logistic map from the
   hypothesis' own evidence to its error rate (fractional targets: each segment is a positive
   example weighted by its error and a negative one weighted by the rest);
@@ -38,8 +43,8 @@ from funfactory.pipelines.label.confidence import (FAMILY_FEATURES, LABEL_FEATUR
                                                    job_reliability, label_features, own_features,
                                                    system_error)
 
-# pooled over the training segments; under the 5 % bar so that each SNR condition (12-16
-# segments a cell, too few to fit a threshold on one by one) and the held-out voices stay under it
+# pooled over the training segments; under the 5 % bar so that each SNR condition (about 30
+# fitted-voice segments a cell, too few to fit a threshold on one by one) stays near it
 TARGET_KEPT_WER = 0.03
 LANGUAGE_KEPT_WER = 0.05  # and no language's kept labels above the 5 % bar
 MIN_ROWS = 16
