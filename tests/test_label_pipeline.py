@@ -24,7 +24,9 @@ from funfactory.shards.reader import ShardReader
 from funfactory.shards.keys import source_id
 from tests.label_audio import SENTENCES, write_faults, write_hostile_folder, write_speech_corpus
 
-FAST = ["asr.backends=[{kind: whisper-tiny-en}]", "asr.batch_size=4"]
+# one system, for speed: its labels of clean TTS are estimated at about 8 %, over the default
+# vote.max_estimated_wer (fitted for voted labels), so the keep threshold is loosened here
+FAST = ["asr.backends=[{kind: whisper-tiny-en}]", "asr.batch_size=4", "vote.max_estimated_wer=0.15"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -85,6 +87,11 @@ def test_speech_and_planted_faults_each_end_where_they_should(tmp_path):
     assert (out / "_reports" / "label-durations.png").stat().st_size > 1000
     assert report.rejects == len(rejects) and report.samples == len(metas)
     assert report.stage_seconds["asr"] > 0 and report.stage_seconds["vad"] > 0
+    # the job's reliability estimate: a sample pass over every segment of this small job; one
+    # English system has nothing to agree with, so it keeps its calibration prior
+    [figures] = report.extra["reliability"]["en"].values()
+    assert figures["estimated_error"] == figures["prior_error"] and figures["slots"] == 0
+    assert report.extra["reliability_source"]["segments"] >= len(speech)
 
     # a rerun of a finished job labels nothing again and writes the same shards
     before = shard_bytes(out)

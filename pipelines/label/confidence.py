@@ -19,10 +19,12 @@ nothing else):
    to the heavier system, then to the system name -- never to configuration order.
 3. **Label error** :func:`estimate`: the chosen label's estimated error rate (WER for ``en``, CER
    for ``zh``, mixed error rate for ``zh-en``), from its disagreement with the other systems
-   averaged by their weights and its disagreement with the nearest other hypothesis; a
-   logistic map followed by an isotonic map, so that over buckets the estimate matches the
-   measured error. A segment with one system gets its language's isotonic map of that system's
-   own error (fitted on every calibration hypothesis taken alone).
+   averaged by their weights, its disagreement with the nearest other hypothesis and its posterior
+   error under the EM's slot model (:func:`funfactory.pipelines.label.reliability.posterior_error`,
+   with every system's error on the segment); a logistic map followed by an isotonic map, so that
+   over buckets the estimate matches the measured error. A segment with one system gets its
+   language's isotonic map of that system's own error (fitted on every calibration hypothesis taken
+   alone).
 
 Job-level reliability (:func:`job_reliability`): over many segments of one language, each
 system's error rate from how it agrees with the others, by the Dawid-Skene EM of

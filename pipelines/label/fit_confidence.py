@@ -1,11 +1,11 @@
 """Fit the label-confidence maps on the calibration set and write ``label_confidence.json``.
 
 Run: ``python -m funfactory.pipelines.label.fit_confidence [--out PATH]`` (builds the cached
-calibration set first if needed, then fits in about ten seconds). The fit uses every voice but the held-out
-one per language (:data:`funfactory.pipelines.label.calibration_set.HELD_OUT`); the held-out
-voices are scored with the fitted maps and their figures written beside the maps (``checks``),
-so a fit that only works on the voices it saw shows up there. The calibration set is voted as
-label jobs, one per language and condition (:func:`jobs`), each with its own reliability
+calibration set first if needed, then fits in about ten seconds). The fit uses every voice but the
+held-out one per language (:data:`funfactory.pipelines.label.calibration_set.HELD_OUT`); the
+held-out voices are scored with the fitted maps and their figures written beside the maps
+(``checks``), so a fit that only works on the voices it saw shows up there. The calibration set is
+voted as label jobs, one per language and condition (:func:`jobs`), each with its own reliability
 estimate made over all its records (the EM reads no reference, so the held-out voices' hypotheses
 take part as they would in a label job; no map is fitted on them).
 
@@ -188,9 +188,8 @@ def fit(records: list[dict]) -> dict:
              "label_isotonic": identity, "single_isotonic": {"": identity},
              "max_estimated_wer": 1.0, "reliability_prior": reliability_prior(train),
              "own_evidence_weight": 1.0}
-    draft["own_evidence_weight"] = min(OWN_EVIDENCE_WEIGHTS, key=lambda w: (kept_error(
-        [e for e in evaluate(records, ConfidenceModel.from_json({**draft, "own_evidence_weight": w}))
-         if len(e["choice"].systems) > 1], 2.0)[0], -w))
+    draft["own_evidence_weight"] = min(OWN_EVIDENCE_WEIGHTS, key=lambda w: (
+        chosen_error(records, ConfidenceModel.from_json({**draft, "own_evidence_weight": w})), -w))
     evaluated = evaluate(records, ConfidenceModel.from_json(draft))
     multi = [e for e in evaluated if len(e["choice"].systems) > 1]
     draft["label"] = fit_logistic([label_features(e["choice"]) for e in multi],
@@ -216,6 +215,12 @@ def fit(records: list[dict]) -> dict:
     draft["checks"] = {name: summary(evaluate(records, model, held_out), model.max_estimated_wer)
                        for name, held_out in (("train", False), ("held_out", True))}
     return draft
+
+
+def chosen_error(records: list[dict], model: ConfidenceModel) -> float:
+    """Token-weighted error of the chosen labels of the fitted voices' multi-system segments."""
+    return kept_error([e for e in evaluate(records, model) if len(e["choice"].systems) > 1],
+                      2.0)[0]
 
 
 def summary(evaluated: list[dict], threshold: float) -> dict:

@@ -13,20 +13,20 @@ distinct tokens the systems wrote there, "nothing" included) with probability ``
   of ``prior_slots`` pseudo-slots at the rate measured on the calibration set,
 
 until the rates move less than ``TOLERANCE``. The figure reported (``estimated_error``) is the
-WER-like rate at the end: expected wrong slots over expected true tokens (a slot's true token
-may be "nothing": an insertion gap); ``slot_error`` is the EM's own parameter. Only slots that two or more systems saw carry
-information: a language with one system keeps its prior. With two systems a disagreement cannot
-be pinned on either by counting alone: the prior (and so the calibration set) settles who is more
-often right.
+WER-like rate at the end: expected wrong slots over expected true tokens (a slot's true token may be
+"nothing": an insertion gap); ``slot_error`` is the EM's own parameter. Only slots that two or more
+systems saw carry information: a language with one system keeps its prior. With two systems a
+disagreement cannot be pinned on either by counting alone: the prior (and so the calibration set)
+settles who is more often right.
 
-The weights of the vote (:func:`funfactory.pipelines.label.confidence.choose`) combine this job
-rate with each hypothesis' own evidence (:meth:`JobReliability.combine`): in log-odds, the job
-rate (the EM's parameter, held near the prior where the job says little) plus the hypothesis'
-own estimate's distance from that estimate's job mean, damped by a weight fitted on the
-calibration set (how much one segment's own scores should move it off the job rate). :func:`posterior_error` is the same model on one segment: the
-expected error rate of a hypothesis given the others and their per-segment rates, a feature of
-the label confidence. Where the job estimate comes from (a first pass over a sample of the
-job's segments): :mod:`funfactory.pipelines.label.sample_pass`.
+The weights of the vote (:func:`funfactory.pipelines.label.confidence.choose`) combine this job rate
+with each hypothesis' own evidence (:meth:`JobReliability.combine`): in log-odds, the job rate (the
+EM's parameter, held near the prior where the job says little) plus the hypothesis' own estimate's
+distance from that estimate's job mean, damped by a weight fitted on the calibration set (how much
+one segment's own scores should move it off the job rate). :func:`posterior_error` is the same model
+on one segment: the expected error rate of a hypothesis given the others and their per-segment
+rates, a feature of the label confidence. Where the job estimate comes from (a first pass over a
+sample of the job's segments): :mod:`funfactory.pipelines.label.sample_pass`.
 """
 
 from __future__ import annotations

@@ -111,10 +111,10 @@ def reliability_by_language(segments, job: JobReliability) -> tuple[dict, dict]:
                              "mean_segment_estimate": round(means[system], 4)
                              if system in means else None}
         reliability[language or "unknown"] = table
-    summary = {language or "unknown": {"kept": f["kept"], "rejected_by_vote": f["rejected"],
-                                       "mean_estimated_wer_kept": round(f["kept_sum"] / f["kept"], 4)
-                                       if f["kept"] else None}
-               for language, f in sorted(estimates.items())}
+    summary = {language or "unknown": {
+        "kept": f["kept"], "rejected_by_vote": f["rejected"],
+        "mean_estimated_wer_kept": round(f["kept_sum"] / f["kept"], 4) if f["kept"] else None}
+        for language, f in sorted(estimates.items())}
     return reliability, summary
 
 

@@ -2,9 +2,10 @@
 and 4.4.3).
 
 For each segment, every system that answered votes with its reliability on that segment
-(:mod:`funfactory.pipelines.label.confidence`: its expected error from its own scores, moved by
-the job's estimate of that system, as log-odds), and the distances are the shared scoring normalisation's pairwise error rates (WER for
-``en``, CER for ``zh``, mixed error rate for ``zh-en`` and unknown). The label is
+(:mod:`funfactory.pipelines.label.confidence`: its expected error from its own scores, moved by the
+job's estimate of that system, as log-odds), and the distances are the shared scoring
+normalisation's pairwise error rates (WER for ``en``, CER for ``zh``, mixed error rate for ``zh-en``
+and unknown). The label is
 
 - ``medoid`` (default): the reliability-weighted medoid, as the system wrote it (case and
   punctuation kept); ties go to the more reliable system, never to configuration order;
