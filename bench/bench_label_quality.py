@@ -3,8 +3,9 @@ the old mean-pairwise rule and the oracle, per language and SNR, on the calibrat
 
 The calibration set (:mod:`funfactory.pipelines.label.calibration_set`: known-text TTS from
 several voices in English, Mandarin and zh-en, in real noise at clean, 10, 5 and 0 dB, with every
-system's hypothesis; cached, about ten CPU minutes the first time) is voted with the label job's
-own code (:func:`funfactory.pipelines.label.vote.decide`, default config). Per language and
+system's hypothesis; cached, about 17 CPU minutes the first time) is voted with the label job's
+own code (:func:`funfactory.pipelines.label.vote.decide`, default config), each language and
+condition as one job with its own reliability estimate (the Dawid-Skene EM). Per language and
 condition it prints:
 
 - each system's error rate (WER for en, CER for zh, MER for zh-en) and the chosen label's;
@@ -13,7 +14,8 @@ condition it prints:
 - the same for the old rule (unweighted medoid, kept when the mean pairwise error <= 0.35) and for
   the oracle (the best hypothesis per segment, kept when labelable);
 - the held-out voices apart (the fit never saw them), and the calibration of the estimate:
-  mean estimated against mean measured error over buckets of the estimate.
+  mean estimated against mean measured error over buckets of the estimate;
+- each job's EM estimate of every system's error rate against the rate measured.
 
 Two PNGs go to ``bench-out/``: ``label-yield.png`` (kept-label error against yield as the
 threshold varies) and ``label-reliability.png`` (estimated against measured error).
@@ -34,9 +36,25 @@ OLD_MAX_DISAGREEMENT = 0.35
 LABELABLE = 0.05
 BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.01)
 CONDITIONS = ("clean", "10dB", "5dB", "0dB")
+SNR_ORDER = (-1.0, 10.0, 5.0, 0.0)  # the jobs' keys (fit_confidence.jobs): -1 is clean
 
 
-def _voted(records: list[dict]) -> list[dict]:
+def _voted(records: list[dict]) -> tuple[list[dict], dict]:
+    """Every record voted as the label job votes it, each job (language and condition) with its
+    own reliability estimate; and the estimates."""
+    from funfactory.pipelines.label.confidence import job_reliability, load_model
+    from funfactory.pipelines.label.fit_confidence import jobs
+
+    model = load_model()
+    out, estimates = [], {}
+    for (language, snr_db), part in jobs(records).items():
+        job = job_reliability(part, model, {"segments": len(part)})
+        estimates[language, snr_db] = job.languages[language]
+        out.extend(_voted_job(part, job))
+    return out, estimates
+
+
+def _voted_job(records: list[dict], job) -> list[dict]:
     from funfactory.eval.scoring import pairwise_agreement, score
     from funfactory.pipelines.label.confidence import load_model
     from funfactory.pipelines.label.config import VoteConfig
@@ -47,12 +65,13 @@ def _voted(records: list[dict]) -> list[dict]:
     for r in records:
         language = r["language"]
         texts = {s: v["text"] for s, v in r["labels"].items()}
-        decision = decide(r["labels"], language, r["duration"], cfg, model)
+        decision = decide(r["labels"], language, r["duration"], cfg, model, job)
         old = pairwise_agreement(texts, language=language)
         per_system = {s: score([r["reference"]], [t], language=language) for s, t in texts.items()}
         best = min(per_system, key=lambda s: (per_system[s].rate, s))
         out.append({
             "language": language, "condition": r["key"].rsplit("-", 1)[1],
+            "snr_db": -1.0 if r["snr_db"] is None else r["snr_db"],
             "held_out": r["held_out"], "reference": r["reference"], "texts": texts,
             "chosen_text": decision.text, "kept": decision.reason is None,
             "estimated": decision.estimated_wer, "reason": decision.reason,
@@ -115,6 +134,25 @@ def _table(voted: list[dict]) -> tuple[list[str], dict]:
     return lines, figures
 
 
+def _system_rate(voted: list[dict], language: str, snr_db: float, system: str) -> float:
+    from funfactory.eval.scoring import score
+    items = [v for v in voted if v["language"] == language and v["snr_db"] == snr_db
+             and system in v["texts"]]
+    return score([i["reference"] for i in items], [i["texts"][system] for i in items],
+                 language=language).rate
+
+
+def _reliability_table(voted: list[dict], estimates: dict) -> str:
+    """Each job's EM estimate of every system's error rate against its measured rate."""
+    lines = ["| language | SNR | each system: EM estimate / measured (%) |", "| --- | --- | --- |"]
+    for (language, snr_db), table in estimates.items():
+        lines.append(f"| {language} | {CONDITIONS[SNR_ORDER.index(snr_db)]} | " + ", ".join(
+            f"{s} {100 * f['estimated_error']:.1f} / "
+            f"{100 * _system_rate(voted, language, snr_db, s):.1f}"
+            for s, f in table.items()) + " |")
+    return "\n".join(lines)
+
+
 def _buckets(voted: list[dict]) -> list[tuple[float, float, int]]:
     out = []
     for low, high in zip(BUCKETS, BUCKETS[1:]):
@@ -174,7 +212,7 @@ def main() -> list[dict]:
     from funfactory.pipelines.label.calibration_set import calibration_set
     from funfactory.pipelines.label.config import VoteConfig
 
-    voted = _voted(calibration_set(echo=print))
+    voted, estimates = _voted(calibration_set(echo=print))
     threshold = VoteConfig().max_estimated_wer
     lines, figures = _table(voted)
     print("\n".join(lines))
@@ -184,6 +222,7 @@ def main() -> list[dict]:
         f"{100 * _rate([v for v in items if v['kept']], 'chosen_text', language):.1f} %"
         for language in ("en", "zh", "zh-en")
         for items in [[v for v in held if v["language"] == language]] if items))
+    print(_reliability_table(voted, estimates))
     buckets = _buckets(voted)
     held_buckets = _buckets(held)
     for name, points in (("all voices", buckets), ("held-out voices", held_buckets)):
@@ -204,6 +243,14 @@ def main() -> list[dict]:
                         100 * f["oracle_yield"], "%"))
         rows.append(row(name, "yield % kept, old mean-pairwise rule", 100 * f["old_yield"],
                         "new rule", 100 * f["kept_yield"], "%"))
+    for (language, snr_db), table in estimates.items():
+        if len(table) < 2:
+            continue
+        name = f"label_em_{language}_{CONDITIONS[SNR_ORDER.index(snr_db)]}"
+        for system, figures in table.items():
+            rows.append(row(name, f"EM error % {system}", 100 * figures["estimated_error"],
+                            "measured", 100 * _system_rate(voted, language, snr_db, system),
+                            "%"))
     for name, points in (("all voices", buckets), ("held-out voices", held_buckets)):
         rows.append(row("label_calibration", f"max |estimated - measured| by bucket, {name}",
                         max(abs(e - m) for e, m, _ in points) * 100, "target", 5.0, "pt"))

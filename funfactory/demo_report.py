@@ -36,6 +36,27 @@ def _vote_table(quality: dict, votes: dict) -> list[str]:
          "measured error (kept)"], rows)
 
 
+def _reliability_table(quality: dict, reliability: dict) -> list[str]:
+    """The label job's estimate of each system's error rate (from agreement alone, before the
+    vote) beside the rate measured against the known text."""
+    rows = []
+    for language, systems in sorted(reliability.items()):
+        for system, figures in sorted(systems.items()):
+            measured = quality.get(language, {}).get(system)
+            estimated = figures.get("estimated_error")
+            rows.append([language, system,
+                         "" if estimated is None else f"{100 * estimated:.1f} %",
+                         "" if figures.get("prior_error") is None
+                         else f"{100 * figures['prior_error']:.1f} %",
+                         f"{100 * measured['rate']:.1f} %" if measured else ""])
+    if not rows:
+        return []
+    return ["Each system's reliability on this job, estimated without references (Dawid-Skene "
+            "EM over a sample of the job's segments; prior: its rate on the calibration set), "
+            "against its measured error:", ""] + _table(
+        ["language", "system", "estimated error", "prior", "measured error"], rows)
+
+
 def _summaries(run) -> dict:
     return {r.name: r.summary for r in run.results}
 
@@ -65,6 +86,7 @@ def write_report(run, total: float) -> Path:
         rows = [[lang, system, q["metric"].upper(), f"{100 * q['rate']:.1f} %", q["segments"]]
                 for lang, systems in quality.items() for system, q in systems.items()]
         lines += _table(["language", "system", "metric", "error rate", "segments"], rows)
+        lines += _reliability_table(quality, s["label"].get("job_reliability") or {})
         lines += _vote_table(quality, s["label"].get("vote_by_language") or {})
         lines += [f"Label chosen by system: {s['label'].get('chosen_by_system')}", ""]
         lines += _image(run, s["label"].get("png"), "label durations")

@@ -83,6 +83,7 @@ def label(run) -> dict:
                     "rejects", "rejects_by_reason", "stage_seconds", "shards", "wall_seconds"),
             "chosen_by_system": report.get("extra", {}).get("chosen_by_system"),
             "vote_by_language": report.get("extra", {}).get("estimated_wer"),
+            "job_reliability": report.get("extra", {}).get("reliability"),
             "label_quality": label_quality(out),
             "png": str((out / "_reports" / "label-durations.png").relative_to(run.out))}
 

@@ -21,8 +21,10 @@ from funfactory.pipelines.common.runner import beam_options
 from funfactory.shards import storage
 from tests.s3_store import local_s3
 
+# one system, for speed: its labels of clean TTS are estimated at about 8 %, over the default
+# vote.max_estimated_wer (fitted for voted labels), so the keep threshold is loosened here
 LABEL = ["asr.backends=[{kind: whisper-tiny-en}]", "asr.batch_size=4", "output.max_count=2",
-         "ingest.language=en"]
+         "ingest.language=en", "vote.max_estimated_wer=0.15"]
 AUGMENT = ["seed=7", "noise_only.share=0.5", "max_count=3", "report_examples=0"]
 
 

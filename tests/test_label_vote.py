@@ -12,7 +12,7 @@ import pytest
 import soxr
 
 from funfactory.pipelines.label.config import VoteConfig
-from funfactory.pipelines.label.confidence import load_model, pairwise_reliability
+from funfactory.pipelines.label.confidence import job_reliability, load_model
 from funfactory.pipelines.label.report import reliability_by_language
 from funfactory.pipelines.label.vote import decide
 from funfactory.shards.index import read_index
@@ -45,7 +45,10 @@ def test_three_systems_one_garbage_keeps_the_label_from_the_other_two():
         "whisper-tiny-en": whisper("Please send the quarterly report to the finance team "
                                    "before Friday.", avg_logprob=-0.26),
     }
-    decision = decide(labels, "en", 4.3, VoteConfig(), MODEL)
+    # voted inside a job of such segments, whose reliability estimate finds pocketsphinx wrong
+    job = job_reliability([{"language": "en", "duration": 4.3, "labels": labels}] * 8, MODEL,
+                          {"segments": 8})
+    decision = decide(labels, "en", 4.3, VoteConfig(), MODEL, job)
     assert decision.reason is None, decision.detail
     assert decision.labels["chosen"] in ("whisper-base", "whisper-tiny-en")
     reliability = decision.labels["reliability"]
@@ -135,23 +138,26 @@ def test_a_stricter_threshold_never_keeps_more():
     assert len(kept[0.0]) < len(kept[1.0])
 
 
-def test_pairwise_reliability_recovers_independent_error_rates():
-    """Three systems that each miss their own words: d(i, j) = e_i + e_j, so least squares over
-    the pairs gives back each system's true WER (0.1, 0.2, 0.3 on a 20-word reference)."""
-    reference = [f"w{i}" for i in range(20)]
-
-    def wrong(lo, hi):
-        return " ".join(f"x{i}" if lo <= i < hi else w for i, w in enumerate(reference))
-    segments = [{"a": wrong(0, 2), "b": wrong(4, 8), "c": wrong(10, 16)}] * 5
-    table = pairwise_reliability(segments, "en")
-    assert {s: table[s]["estimated_error"] for s in "abc"} == \
-        pytest.approx({"a": 0.1, "b": 0.2, "c": 0.3}, abs=1e-6)
-    two = pairwise_reliability([{"a": wrong(0, 2), "b": wrong(4, 8)}], "en")
-    assert two["a"]["estimated_error"] is None  # two systems cannot be told apart
-    reliability, summary = reliability_by_language(
-        [("en", True, s, {"a": 0.1, "b": 0.2, "c": 0.3}, 0.05) for s in segments])
-    assert reliability["en"]["c"]["estimated_error"] == pytest.approx(0.3)
-    assert summary["en"] == {"kept": 5, "rejected_by_vote": 0, "mean_estimated_wer_kept": 0.05}
+def test_the_report_gives_the_job_estimate_and_reruns_it_over_every_voted_segment():
+    segments = _planted_segments()
+    job = job_reliability([{"language": "en", "duration": 4.0, "labels": labels}
+                           for labels in segments[:20]], MODEL, {"segments": 20})
+    voted = []
+    for labels in segments:
+        decision = decide(labels, "en", 4.0, VoteConfig(), MODEL, job)
+        if decision.reason in (None, "high_estimated_wer"):
+            voted.append(("en", decision.reason is None, {s: v["text"] for s, v in labels.items()},
+                          {s: v["estimated_error"]
+                           for s, v in decision.labels["reliability"].items()},
+                          decision.estimated_wer, decision.labels["chosen"]))
+    reliability, summary = reliability_by_language(voted, job)
+    for system, figures in reliability["en"].items():
+        assert figures["estimated_error"] == job.languages["en"][system]["estimated_error"]
+        assert 0 <= figures["all_segments_error"] <= 1
+        assert figures["mean_segment_estimate"] is not None
+    kept = sum(v[1] for v in voted)
+    assert summary["en"]["kept"] == kept
+    assert summary["en"]["rejected_by_vote"] == len(voted) - kept
 
 
 def test_estimated_wer_is_an_index_column(tmp_path):
@@ -192,6 +198,15 @@ def test_three_system_vote_on_real_speech_is_batch_invariant(three_systems):
     first = _label(three_systems, [_segment("s0", clips[0]), _segment("s1", noisy)])
     second = _label(three_systems, [_segment("s2", clips[2]), _segment("s1", noisy)])
     assert first["s1"]["labels"] == second["s1"]["labels"]
+    # hypotheses the sample pass already made are taken as they are, the others computed
+    from funfactory.pipelines.label.pseudo_label import PseudoLabel
+    reuse = PseudoLabel(three_systems.specs, known={"s1": {
+        "labels": second["s1"]["labels"], "language": "en", "asr_seconds": 0.25}})
+    reuse.setup()
+    third = _label(reuse, [_segment("s2", clips[2]), _segment("s1", noisy)])
+    assert third["s1"]["stage_seconds"]["asr"] == 0.25
+    assert {k: p["labels"] for k, p in third.items()} == \
+        {k: p["labels"] for k, p in second.items()}
     assert set(first["s0"]["labels"]) == {"whisper-base", "whisper-tiny-en", "pocketsphinx"}
     cfg = VoteConfig()
     decisions = {key: decide(p["labels"], p["language"], p["duration"], cfg, MODEL)
@@ -221,12 +236,12 @@ def test_the_run_report_reads_the_hypotheses_back_from_vote_rejects(tmp_path):
     assert decision.reason == "high_estimated_wer"
     row = reject_row(unit="u", key="u-seg00001", stage="vote", reason=decision.reason,
                      detail=decision.detail)
-    [(language, kept, texts, errors, estimated)] = list(
+    [(language, kept, texts, errors, estimated, chosen)] = list(
         _voted_segments(tmp_path, "demo", "train", [{"samples": [], "rejects": [row]}]))
     assert (language, kept) == ("en", False)
     assert texts == {s: v["text"] for s, v in labels.items()}
     assert estimated == pytest.approx(decision.estimated_wer, abs=1e-4)
-    assert set(errors) == set(labels)
+    assert set(errors) == set(labels) and chosen == decision.labels["chosen"]
 
 
 def test_a_language_threshold_replaces_the_default_for_that_language_only():

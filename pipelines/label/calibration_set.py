@@ -18,8 +18,9 @@ Its map and the keep threshold are fitted here and nowhere else:
 ``calibration_set()`` builds it once into ``cache_root()/label-calibration/<plan hash>/`` (a
 file lock guards concurrent first calls; the result is written to a temporary name and renamed)
 and returns the records (``python -m funfactory.pipelines.label.calibration_set`` builds it and
-prints its progress). Same plan, same records. Size: 148 clips (64 English with three
-systems, 84 Mandarin and zh-en with Whisper base), about ten CPU minutes on one busy core.
+prints its progress). Same plan, same records. Size: 228 clips (144 English with three
+systems: six voices, six sentences each, four conditions; 84 Mandarin and zh-en with Whisper
+base), about 17 CPU minutes (42 wall minutes on two cores shared with three other jobs).
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ from funfactory.synth.corpus import load_sentences, trim_silence
 from funfactory.synth.noise import build_real_noise
 from funfactory.synth.tts import get_voice, resample_to_16k
 
-VERSION = "1"
+VERSION = "2"
 SNRS_DB: tuple[float | None, ...] = (None, 10.0, 5.0, 0.0)
-VOICES = {"en": ("hibari-en", "espeak-en", "kokoro-alpha", "piper-joe-en"),
+VOICES = {"en": ("hibari-en", "espeak-en", "kokoro-alpha", "kokoro-tebukuro", "kokoro-kumo",
+                  "piper-joe-en"),
           "zh": ("kokoro-alpha", "espeak-cmn", "espeak-cmn-f", "kokoro-nezumi"),
           "zh-en": ("kokoro-alpha", "espeak-cmn", "kokoro-nezumi")}
 HELD_OUT = {"en": "piper-joe-en", "zh": "kokoro-nezumi", "zh-en": "kokoro-nezumi"}
-SENTENCES_PER_VOICE = {"en": 4, "zh": 3, "zh-en": 3}
+SENTENCES_PER_VOICE = {"en": 6, "zh": 3, "zh-en": 3}
 SPEECH_RMS_DBFS = -23.0
 SEED = 13
 

@@ -19,16 +19,21 @@ nothing else):
    to the heavier system, then to the system name -- never to configuration order.
 3. **Label error** :func:`estimate`: the chosen label's estimated error rate (WER for ``en``, CER
    for ``zh``, mixed error rate for ``zh-en``), from its disagreement with the other systems
-   averaged by their weights and its disagreement with the nearest other hypothesis; a
-   logistic map followed by an isotonic map, so that over buckets the estimate matches the
-   measured error. A segment with one system gets its language's isotonic map of that system's
-   own error (fitted on every calibration hypothesis taken alone).
+   averaged by their weights, its disagreement with the nearest other hypothesis and its posterior
+   error under the EM's slot model (:func:`funfactory.pipelines.label.reliability.posterior_error`,
+   with every system's error on the segment); a logistic map followed by an isotonic map, so that
+   over buckets the estimate matches the measured error. A segment with one system gets its
+   language's isotonic map of that system's own error (fitted on every calibration hypothesis taken
+   alone).
 
-Job-level reliability (:func:`pairwise_reliability`): over many segments of one language, each
-system's error rate from the mean pairwise disagreements alone, by least squares on
-``d(i, j) = e_i + e_j`` (the "three-cornered hat" of clock comparison; needs three or more
-systems; systems whose errors are correlated, such as two Whisper sizes, come out optimistic).
-The run report writes it per language.
+Job-level reliability (:func:`job_reliability`): over many segments of one language, each
+system's error rate from how it agrees with the others, by the Dawid-Skene EM of
+:mod:`funfactory.pipelines.label.reliability`, with each system's rate on the calibration set as
+its prior (``reliability_prior``). Passed to :func:`choose` as a :class:`JobReliability`, it
+sets each system's error on every segment of the job, moved from the job rate by that segment's
+own evidence (:meth:`JobReliability.combine`, with the fitted ``own_evidence_weight``): a system
+that is mostly wrong on this job loses its vote and its veto on every segment, whatever its own
+scores say. The run report writes it per language.
 """
 
 from __future__ import annotations
@@ -45,10 +50,11 @@ from funfactory.errors import FunfactoryError
 from funfactory.eval.scoring import pairwise_agreement
 from funfactory.eval.textnorm import scoring_tokens
 from funfactory.pipelines.label.filters import longest_repeat
+from funfactory.pipelines.label.reliability import (NONE, JobReliability, align, dawid_skene,
+                                                    logit, posterior_error)
 
 MODEL_PATH = Path(__file__).with_name("label_confidence.json")
 MIN_WEIGHT, MAX_WEIGHT = 0.02, 6.0
-EPS = 1e-3
 # tokens per second of ordinary read speech (words for en; characters, or characters plus English
 # words, for zh and zh-en): the rate feature is the distance from these, in log units
 TYPICAL_RATE = {"en": 2.6, "zh": 4.5, "zh-en": 4.0}
@@ -62,7 +68,7 @@ FAMILY_FEATURES = {
 # scores shift between TTS and recorded speech (Whisper's log-probability is higher on clean TTS),
 # agreement between systems does not, and two systems agreeing word for word were right in 32 of
 # 33 calibration segments whatever their log-probability
-LABEL_FEATURES = ("weighted_disagreement", "nearest_disagreement")
+LABEL_FEATURES = ("weighted_disagreement", "nearest_disagreement", "posterior_error")
 
 
 def family(label: dict) -> str:
@@ -72,11 +78,6 @@ def family(label: dict) -> str:
     if "log_posterior" in label:
         return "pocketsphinx"
     return "text"
-
-
-def logit(p: float) -> float:
-    p = min(max(p, EPS), 1 - EPS)
-    return math.log(p / (1 - p))
 
 
 def own_features(label: dict, language: str, duration: float) -> dict[str, float]:
@@ -137,6 +138,8 @@ class ConfidenceModel:
     single_isotonic: dict[str, Isotonic]  # by language; "" for any other language
     max_estimated_wer: float
     version: str
+    reliability_prior: dict[str, float]  # "system/language" (or family) -> calibration rate
+    own_evidence_weight: float  # how far a segment's own scores move it off the job rate
 
     def system_model(self, system: str, label: dict, language: str) -> Logistic | None:
         fam = family(label)
@@ -154,7 +157,17 @@ class ConfidenceModel:
                                            tuple(d["label_isotonic"]["y"])),
                    single_isotonic={language: Isotonic(tuple(m["x"]), tuple(m["y"]))
                                     for language, m in d["single_isotonic"].items()},
-                   max_estimated_wer=float(d["max_estimated_wer"]), version=str(d["version"]))
+                   max_estimated_wer=float(d["max_estimated_wer"]), version=str(d["version"]),
+                   reliability_prior={k: float(v) for k, v in d["reliability_prior"].items()},
+                   own_evidence_weight=float(d["own_evidence_weight"]))
+
+    def prior_error(self, system: str, label: dict, language: str) -> float:
+        """The system's error rate on the calibration set: the job estimate's prior."""
+        fam = family(label)
+        for key in (f"{system}/{language}", f"{fam}/{language}", fam):
+            if key in self.reliability_prior:
+                return self.reliability_prior[key]
+        return self.default_system_error
 
 
 @lru_cache(maxsize=4)
@@ -173,12 +186,13 @@ def load_model(path: str = "") -> ConfidenceModel:
 
 
 def system_error(model: ConfidenceModel, system: str, label: dict, language: str,
-                 duration: float) -> float:
-    """Expected error rate of one system's hypothesis from its own evidence (layer 1)."""
+                 duration: float, job: JobReliability = NONE) -> float:
+    """Expected error rate of one system's hypothesis from its own evidence (layer 1), moved by
+    the job's estimate of that system where there is one (module docstring)."""
     fitted = model.system_model(system, label, language)
-    if fitted is None:
-        return model.default_system_error
-    return fitted(own_features(label, language, duration))
+    own = model.default_system_error if fitted is None else \
+        fitted(own_features(label, language, duration))
+    return job.combine(language, system, own, model.own_evidence_weight)
 
 
 def weight(error: float) -> float:
@@ -189,6 +203,8 @@ def weight(error: float) -> float:
 @dataclass(frozen=True)
 class Choice:
     chosen: str
+    texts: dict[str, str]
+    language: str
     systems: tuple[str, ...]
     matrix: tuple[tuple[float, ...], ...]  # matrix[i][j]: error of hypothesis j against i
     metric: str
@@ -207,10 +223,10 @@ class Choice:
 
 
 def choose(hypotheses: dict[str, dict], language: str, duration: float,
-           model: ConfidenceModel) -> Choice:
+           model: ConfidenceModel, job: JobReliability = NONE) -> Choice:
     """The reliability-weighted medoid over the hypotheses that answered (layer 2)."""
     texts = {s: label.get("text", "") for s, label in sorted(hypotheses.items())}
-    errors = {s: system_error(model, s, hypotheses[s], language, duration) for s in texts}
+    errors = {s: system_error(model, s, hypotheses[s], language, duration, job) for s in texts}
     weights = {s: weight(e) for s, e in errors.items()}
     agreement = pairwise_agreement(texts, language=language or None)
     systems = agreement.systems
@@ -218,7 +234,8 @@ def choose(hypotheses: dict[str, dict], language: str, duration: float,
     loss = {c: sum(weights[s] * agreement.matrix[systems.index(s)][systems.index(c)]
                    for s in systems) / total for c in systems}
     chosen = min(systems, key=lambda s: (round(loss[s], 9), -weights[s], s))
-    return Choice(chosen, systems, agreement.matrix, agreement.metric, errors, weights, loss)
+    return Choice(chosen, texts, language, systems, agreement.matrix, agreement.metric, errors,
+                  weights, loss)
 
 
 def label_features(choice: Choice) -> dict[str, float]:
@@ -228,6 +245,9 @@ def label_features(choice: Choice) -> dict[str, float]:
         "weighted_disagreement": sum(choice.weights[s] * min(choice.distance(s, choice.chosen),
                                                              1.5) for s in others) / total,
         "nearest_disagreement": min(min(choice.distance(s, choice.chosen), 1.5) for s in others),
+        "posterior_error": min(posterior_error(
+            align(choice.texts, choice.chosen, choice.language or None), choice.chosen,
+            choice.errors), 1.5),
     }
 
 
@@ -239,34 +259,28 @@ def estimate(choice: Choice, model: ConfidenceModel, language: str) -> float:
     return model.label_isotonic(model.label(label_features(choice)))
 
 
-def pairwise_reliability(segments: list[dict[str, str]], language: str) -> dict[str, dict]:
-    """Each system's error rate on one language's segments, from agreement alone (module
-    docstring): ``{system: {"estimated_error": e, "segments": n}}``; ``estimated_error`` is None
-    where fewer than three systems overlap."""
-    sums: dict[tuple[str, str], list[float]] = {}
-    counts: dict[str, int] = {}
-    for texts in segments:
-        agreement = pairwise_agreement(texts, language=language or None)
-        for s in agreement.systems:
-            counts[s] = counts.get(s, 0) + 1
-        for i, a in enumerate(agreement.systems):
-            for j, b in enumerate(agreement.systems):
-                if i < j:
-                    d = 0.5 * (agreement.matrix[i][j] + agreement.matrix[j][i])
-                    sums.setdefault((a, b), []).append(min(d, 1.5))
-    systems = sorted(counts)
-    out = {s: {"estimated_error": None, "segments": counts[s]} for s in systems}
-    if len(systems) < 3:
-        return out
-    rows, target = [], []
-    for (a, b), values in sorted(sums.items()):
-        row = [0.0] * len(systems)
-        row[systems.index(a)] = row[systems.index(b)] = 1.0
-        rows.append(row)
-        target.append(float(np.mean(values)))
-    if np.linalg.matrix_rank(np.array(rows)) < len(systems):
-        return out
-    solution, *_ = np.linalg.lstsq(np.array(rows), np.array(target), rcond=None)
-    for s, e in zip(systems, solution):
-        out[s]["estimated_error"] = round(float(max(e, 0.0)), 4)
-    return out
+def job_reliability(segments: list[dict], model: ConfidenceModel, source: dict) -> JobReliability:
+    """Per language, each system's error rate over ``segments`` (dicts with ``language``,
+    ``duration`` and ``labels``: system -> hypothesis dict) by the Dawid-Skene EM, beside the mean
+    of its own per-segment estimates (module docstring). ``source`` says where the segments came
+    from; it is kept with the figures."""
+    by_language: dict[str, list[dict]] = {}
+    for segment in segments:
+        by_language.setdefault(segment["language"] or "", []).append(segment)
+    languages = {}
+    for language, part in sorted(by_language.items()):
+        aligned, own, prior = [], {}, {}
+        for segment in part:
+            answered = {s: v for s, v in segment["labels"].items() if "error" not in v}
+            if not answered:
+                continue
+            choice = choose(answered, language, segment["duration"], model)
+            aligned.append(align(choice.texts, choice.chosen, language or None))
+            for system, label in answered.items():
+                own.setdefault(system, []).append(choice.errors[system])
+                prior.setdefault(system, model.prior_error(system, label, language))
+        table = dawid_skene(aligned, prior)
+        for system, figures in table.items():
+            figures["mean_own_estimate"] = round(float(np.mean(own[system])), 6)
+        languages[language] = table
+    return JobReliability(languages, source)

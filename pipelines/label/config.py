@@ -54,11 +54,14 @@ class VoteConfig:
     # reject when the chosen label's estimated error rate (WER/CER/MER) is above this; the
     # default, fitted on the calibration set, keeps labels under 5 % error at every SNR there
     # (label_confidence.json: max_estimated_wer)
-    max_estimated_wer: float = 0.12
+    max_estimated_wer: float = 0.07
     # per-language thresholds that replace it, e.g. {zh: 0.3} to keep Whisper base's Chinese
     # labels while no second Chinese system exists (a quality choice the user makes)
     max_estimated_wer_by_language: dict = field(default_factory=dict)
     min_hypotheses: int = 1  # reject segments with fewer non-failed hypotheses
+    # the job's estimate of each system's error rate comes from a first pass over this many
+    # segments (whole sources, in a fixed order); 0: each system judged by its own scores alone
+    reliability_sample_segments: int = 300
     confidence_model: str = ""  # a fitted label_confidence.json ("" = the shipped one)
     # the chosen hypothesis' own scores (Whisper's fallback rules), checked on every segment
     max_compression_ratio: float = 2.4  # above: a repetition loop

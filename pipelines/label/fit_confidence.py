@@ -1,16 +1,24 @@
 """Fit the label-confidence maps on the calibration set and write ``label_confidence.json``.
 
 Run: ``python -m funfactory.pipelines.label.fit_confidence [--out PATH]`` (builds the cached
-calibration set first if needed, then fits in seconds). The fit uses every voice but the held-out
-one per language (:data:`funfactory.pipelines.label.calibration_set.HELD_OUT`); the held-out
-voices are scored with the fitted maps and their figures written beside the maps (``checks``),
-so a fit that only works on the voices it saw shows up there.
+calibration set first if needed, then fits in about ten seconds). The fit uses every voice but the
+held-out one per language (:data:`funfactory.pipelines.label.calibration_set.HELD_OUT`); the
+held-out voices are scored with the fitted maps and their figures written beside the maps
+(``checks``), so a fit that only works on the voices it saw shows up there. The calibration set is
+voted as label jobs, one per language and condition (:func:`jobs`), each with its own reliability
+estimate made over all its records (the EM reads no reference, so the held-out voices' hypotheses
+take part as they would in a label job; no map is fitted on them).
 
 What is fitted (:mod:`funfactory.pipelines.label.confidence`):
 
+- ``reliability_prior``: each system's mean error rate per language, the prior of the job
+  estimate (:mod:`funfactory.pipelines.label.reliability`);
 - per system and language, and per system family and language, a logistic map from the
   hypothesis' own evidence to its error rate (fractional targets: each segment is a positive
   example weighted by its error and a negative one weighted by the rest);
+- ``own_evidence_weight``: how far a segment's own scores move a system off its job rate
+  (:meth:`funfactory.pipelines.label.reliability.JobReliability.combine`), the value on a
+  0.25 grid whose chosen labels have the lowest error over the multi-system training jobs;
 - a logistic map from the label features to the chosen label's error, then an isotonic map on
   its output (segments with two or more systems), and per language an isotonic map from a
   system's own error to its measured error over every hypothesis taken alone (segments with one
@@ -32,13 +40,15 @@ from funfactory.eval.scoring import score
 from funfactory.pipelines.label.calibration_set import HELD_OUT, calibration_set, plan_sha256
 from funfactory.pipelines.label.confidence import (FAMILY_FEATURES, LABEL_FEATURES, MODEL_PATH,
                                                    ConfidenceModel, choose, estimate, family,
-                                                   label_features, own_features, system_error)
+                                                   job_reliability, label_features, own_features,
+                                                   system_error)
 
-# pooled over the training segments; under the 5 % bar so that each SNR condition (12-16
-# segments a cell, too few to fit a threshold on one by one) and the held-out voices stay under it
+# pooled over the training segments; under the 5 % bar so that each SNR condition (about 30
+# fitted-voice segments a cell, too few to fit a threshold on one by one) stays near it
 TARGET_KEPT_WER = 0.03
 LANGUAGE_KEPT_WER = 0.05  # and no language's kept labels above the 5 % bar
 MIN_ROWS = 16
+OWN_EVIDENCE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 VERSION = "1"
 
 
@@ -87,11 +97,32 @@ def system_rows(records: list[dict]) -> dict[str, tuple[str, list, list]]:
     return out
 
 
-def evaluate(records: list[dict], model: ConfidenceModel) -> list[dict]:
-    """Each record's choice, estimate and measured errors under ``model``."""
+def jobs(records: list[dict]) -> dict[tuple, list[dict]]:
+    """The calibration set as label jobs: one per language and condition (a job's data is
+    usually of one kind; the reliability estimate is made per job and language)."""
+    out: dict[tuple, list[dict]] = {}
+    for r in records:
+        out.setdefault((r["language"], -1.0 if r["snr_db"] is None else r["snr_db"]), []).append(r)
+    return dict(sorted(out.items()))
+
+
+def evaluate(records: list[dict], model: ConfidenceModel, held_out: bool = False) -> list[dict]:
+    """Each record's choice, estimate and measured errors under ``model``, each job (:func:`jobs`)
+    voted with its own reliability estimate; the records of the fitted voices, or with
+    ``held_out`` those of the held-out ones. A job's estimate is made over all its records, the
+    held-out voices' included: it reads no reference, as in a label job."""
+    out = []
+    for part in jobs(records).values():
+        reliability = job_reliability(part, model, {"segments": len(part)})
+        out.extend(_evaluate_job([r for r in part if r["held_out"] == held_out], model,
+                                 reliability))
+    return out
+
+
+def _evaluate_job(records: list[dict], model: ConfidenceModel, reliability) -> list[dict]:
     out = []
     for r in records:
-        choice = choose(r["labels"], r["language"], r["duration"], model)
+        choice = choose(r["labels"], r["language"], r["duration"], model, reliability)
         out.append({
             "record": r, "choice": choice, "estimated": estimate(choice, model, r["language"]),
             "chosen_error": segment_error(r["reference"], r["labels"][choice.chosen]["text"],
@@ -127,9 +158,21 @@ def kept_error(evaluated: list[dict], threshold: float) -> tuple[float, int]:
     return (errors / tokens if tokens else 0.0), int(kept)
 
 
+def reliability_prior(records: list[dict]) -> dict[str, float]:
+    """Each system's mean error rate over the calibration set per system/language,
+    family/language and family: the prior of the job estimate."""
+    rates: dict[str, list[float]] = {}
+    for r in records:
+        for system, label in r["labels"].items():
+            error = segment_error(r["reference"], label["text"], r["language"])
+            for key in (f"{system}/{r['language']}", f"{family(label)}/{r['language']}",
+                        family(label)):
+                rates.setdefault(key, []).append(error)
+    return {key: round(float(np.mean(values)), 4) for key, values in sorted(rates.items())}
+
+
 def fit(records: list[dict]) -> dict:
     train = [r for r in records if not r["held_out"]]
-    check = [r for r in records if r["held_out"]]
     systems = {}
     for key, (fam, rows, targets) in sorted(system_rows(train).items()):
         if len(rows) >= MIN_ROWS:
@@ -143,8 +186,11 @@ def fit(records: list[dict]) -> dict:
                        "scale": [1.0] * len(LABEL_FEATURES), "coef": [0.0] * len(LABEL_FEATURES),
                        "intercept": 0.0},
              "label_isotonic": identity, "single_isotonic": {"": identity},
-             "max_estimated_wer": 1.0}
-    evaluated = evaluate(train, ConfidenceModel.from_json(draft))
+             "max_estimated_wer": 1.0, "reliability_prior": reliability_prior(train),
+             "own_evidence_weight": 1.0}
+    draft["own_evidence_weight"] = min(OWN_EVIDENCE_WEIGHTS, key=lambda w: (
+        chosen_error(records, ConfidenceModel.from_json({**draft, "own_evidence_weight": w})), -w))
+    evaluated = evaluate(records, ConfidenceModel.from_json(draft))
     multi = [e for e in evaluated if len(e["choice"].systems) > 1]
     draft["label"] = fit_logistic([label_features(e["choice"]) for e in multi],
                                   [e["chosen_error"] for e in multi], LABEL_FEATURES)
@@ -153,7 +199,7 @@ def fit(records: list[dict]) -> dict:
                                             for e in multi], [e["chosen_error"] for e in multi])
     draft["single_isotonic"] = single_isotonic(train, model)
     model = ConfidenceModel.from_json(draft)
-    evaluated = evaluate(train, model)
+    evaluated = evaluate(records, model)
     by_language: dict[str, list[dict]] = {}
     for e in evaluated:
         by_language.setdefault(e["record"]["language"], []).append(e)
@@ -166,9 +212,15 @@ def fit(records: list[dict]) -> dict:
         "calibration_plan_sha256": plan_sha256(), "clips": len(train),
         "voices": sorted({r["voice"] for r in train}), "held_out_voices": HELD_OUT,
         "target_kept_wer": TARGET_KEPT_WER}
-    draft["checks"] = {name: summary(evaluate(part, model), model.max_estimated_wer)
-                       for name, part in (("train", train), ("held_out", check))}
+    draft["checks"] = {name: summary(evaluate(records, model, held_out), model.max_estimated_wer)
+                       for name, held_out in (("train", False), ("held_out", True))}
     return draft
+
+
+def chosen_error(records: list[dict], model: ConfidenceModel) -> float:
+    """Token-weighted error of the chosen labels of the fitted voices' multi-system segments."""
+    return kept_error([e for e in evaluate(records, model) if len(e["choice"].systems) > 1],
+                      2.0)[0]
 
 
 def summary(evaluated: list[dict], threshold: float) -> dict:

@@ -10,7 +10,8 @@ runs the source::
 (segments with a human transcript take CheckReference instead of Vote when
 ``reference.as_label`` asks for it: :mod:`funfactory.pipelines.label.reference_check`)
 
-and ``run_label(cfg, input, out_dir, options)`` runs a job with
+and ``run_label(cfg, input, out_dir, options)`` runs a job: first the sample pass that estimates
+each system's reliability on this job (:mod:`funfactory.pipelines.label.sample_pass`), then with
 :func:`funfactory.pipelines.common.executor.run_job`: one Beam pipeline over every pending
 source, each source committed by its worker (part, then manifest), shards packed incrementally,
 the rejects table and the run report. Input, work folder, shards and reports may be local paths
@@ -21,11 +22,14 @@ run.
 
 from __future__ import annotations
 
+import time
+
 import apache_beam as beam
 
 from funfactory.config import config_sha256
 from funfactory.errors import FunfactoryError
-from funfactory.pipelines.common.executor import Chain, Job, pending_inputs, run_job
+from funfactory.pipelines.common.executor import (REPORT_DIR, Chain, Job, pending_inputs,
+                                                  run_job)
 from funfactory.pipelines.label.config import LabelConfig
 from funfactory.pipelines.label.filters import FilterLabels
 from funfactory.pipelines.label.ingest import list_sources
@@ -34,7 +38,9 @@ from funfactory.pipelines.label.manifests import detect_format
 from funfactory.pipelines.label.itn import ApplyItn
 from funfactory.pipelines.label.pseudo_label import PseudoLabel
 from funfactory.pipelines.label.reference_check import AS_LABEL, CheckReference, VoteOrCheckReference
+from funfactory.pipelines.label.reliability import NONE, JobReliability
 from funfactory.pipelines.label.report import label_report
+from funfactory.pipelines.label.sample_pass import sample_estimate
 from funfactory.pipelines.label.sink import ToSample
 from funfactory.pipelines.label.vad import SegmentSources
 from funfactory.pipelines.label.vote import Vote
@@ -48,17 +54,19 @@ class SourceOf(beam.DoFn):
         yield element[1]
 
 
-def label_processor(cfg: LabelConfig, config_sha: str, reference_labels: bool = False) -> Chain:
+def label_processor(cfg: LabelConfig, config_sha: str, reference_labels: bool = False,
+                    job: JobReliability = NONE, known: dict | None = None) -> Chain:
     """With ``reference_labels``, segments that carry a human transcript take
-    :class:`CheckReference` instead of the vote."""
+    :class:`CheckReference` instead of the vote; ``job`` and ``known`` are the sample pass's
+    reliability estimate and hypotheses (:mod:`funfactory.pipelines.label.sample_pass`)."""
     max_duration = (cfg.vad.long_form_max_seconds if cfg.vad.long_form
                     else cfg.filters.max_duration_seconds)
-    vote = Vote(cfg.vote)
+    vote = Vote(cfg.vote, job)
     if reference_labels:
         vote = VoteOrCheckReference(vote, CheckReference(cfg.reference))
     return Chain([SourceOf(),
                   SegmentSources(cfg.vad, cfg.ingest.window_seconds, cfg.asr.batch_size),
-                  PseudoLabel(cfg.asr.backends), vote, ApplyItn(cfg.itn),
+                  PseudoLabel(cfg.asr.backends, known), vote, ApplyItn(cfg.itn),
                   FilterLabels(cfg.filters, max_duration), ToSample(config_sha)])
 
 
@@ -75,10 +83,15 @@ def uses_reference_labels(cfg: LabelConfig, input_path) -> bool:
     return mode == "always" or (mode == "toolkit" and fmt in MANIFEST_FORMATS)
 
 
-def label_job(cfg: LabelConfig, input_path, out_dir) -> Job:
+def label_job(cfg: LabelConfig, input_path, out_dir, restart: bool = False, echo=print) -> Job:
     sha = config_sha256(cfg)
     sources = list_sources(input_path, cfg.ingest)
-    processor = label_processor(cfg, sha, uses_reference_labels(cfg, input_path))
+    reports = storage.url_of(cfg.output.report_dir or storage.join(out_dir, REPORT_DIR))
+    started = time.monotonic()
+    reliability, known = sample_estimate(cfg, sources, reports, sha, restart, echo)
+    sample_seconds = time.monotonic() - started
+    processor = label_processor(cfg, sha, uses_reference_labels(cfg, input_path), reliability,
+                                known)
     return Job(name="label", out_dir=out_dir, config_sha256=sha,
                unit_ids=[s.id for s in sources], processor=processor,
                inputs=pending_inputs({s.id: s.as_dict() for s in sources}),
@@ -87,10 +100,11 @@ def label_job(cfg: LabelConfig, input_path, out_dir) -> Job:
                work_dir=cfg.output.work_dir or None, report_dir=cfg.output.report_dir or None,
                report=lambda manifests, wall, shards, counters: label_report(
                    out_dir, cfg.output.dataset, cfg.output.split, manifests, wall, shards,
-                   counters))
+                   counters, reliability, sample_seconds))
 
 
 def run_label(cfg: LabelConfig, input_path, out_dir, options=None, restart: bool = False,
               echo=print):
     """Run (or resume) a label job; returns the RunReport (module docstring)."""
-    return run_job(label_job(cfg, input_path, out_dir), options, restart, echo).report
+    return run_job(label_job(cfg, input_path, out_dir, restart, echo), options, restart,
+                   echo).report

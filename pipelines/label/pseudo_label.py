@@ -13,6 +13,10 @@ A segment's hypotheses and scores do not depend on the batch it came in (a resum
 batches differently): Whisper pads every clip to its own 30 s window and decodes it
 independently, and pocketsphinx starts every clip from the same cepstral mean.
 
+Segments in ``known`` (key -> ``{"labels", "language", "asr_seconds"}``: the hypotheses the job's
+sample pass, :mod:`funfactory.pipelines.label.sample_pass`, already made, and what they cost) are
+not transcribed again; their ASR time is the sample pass's.
+
 A backend that fails on a batch records ``{"error": ...}`` for those segments (counted as ``label/backend_errors``); the
 vote step then has fewer hypotheses.
 
@@ -35,8 +39,9 @@ _BACKEND_ERRORS = (FunfactoryError, RuntimeError, ValueError, OSError)
 
 
 class PseudoLabel(beam.DoFn):
-    def __init__(self, specs: list[BackendSpec]):
+    def __init__(self, specs: list[BackendSpec], known: dict | None = None):
         self.specs = list(specs)
+        self.known = known or {}
 
     def setup(self):
         backends = [worker_cached(("asr", repr(spec)), lambda spec=spec: build_backend(spec).load())
@@ -55,8 +60,14 @@ class PseudoLabel(beam.DoFn):
                            for p in batch), key=lambda p: (p["duration"], p["key"]))
         total = sum(p["duration"] for p in payloads) or 1.0
         languages = [p["language_hint"] or None for p in payloads]
+        for p in payloads:
+            if p["key"] in self.known:
+                known = self.known[p["key"]]
+                p["labels"] = {s: dict(v) for s, v in known["labels"].items()}
+                p["stage_seconds"]["asr"] = known["asr_seconds"]
         for backend in self.backends:
-            chosen = [i for i, lang in enumerate(languages) if backend.covers(lang)]
+            chosen = [i for i, lang in enumerate(languages) if backend.covers(lang)
+                      and payloads[i]["key"] not in self.known]
             if not chosen:
                 continue
             started = time.perf_counter()
@@ -77,7 +88,8 @@ class PseudoLabel(beam.DoFn):
                 if languages[i] is None and transcript is not None and transcript.language:
                     languages[i] = transcript.language
         for p, lang in zip(payloads, languages):
-            p["language"] = lang or ""
+            p["language"] = self.known[p["key"]]["language"] if p["key"] in self.known \
+                else lang or ""
         beam.metrics.Metrics.counter("label", "segments").inc(len(payloads))
         beam.metrics.Metrics.distribution("label", "batch_audio_ms").update(int(1000 * total))
         for p in payloads:

@@ -1,10 +1,11 @@
 """Label choice and keep decision by reliability-weighted agreement (Fun-ASR report sections 3.1
 and 4.4.3).
 
-For each segment, every system that answered votes with its own reliability on that segment
-(:mod:`funfactory.pipelines.label.confidence`: its expected error from its own scores, as
-log-odds), and the distances are the shared scoring normalisation's pairwise error rates (WER for
-``en``, CER for ``zh``, mixed error rate for ``zh-en`` and unknown). The label is
+For each segment, every system that answered votes with its reliability on that segment
+(:mod:`funfactory.pipelines.label.confidence`: its expected error from its own scores, moved by the
+job's estimate of that system, as log-odds), and the distances are the shared scoring
+normalisation's pairwise error rates (WER for ``en``, CER for ``zh``, mixed error rate for ``zh-en``
+and unknown). The label is
 
 - ``medoid`` (default): the reliability-weighted medoid, as the system wrote it (case and
   punctuation kept); ties go to the more reliable system, never to configuration order;
@@ -22,8 +23,9 @@ estimate and the evidence (each system's estimated error, weight and text) after
 ``labels`` keeps every hypothesis plus ``chosen``, ``estimated_wer``, ``reliability`` (each
 system's estimated error and weight on this segment) and ``agreement`` (the metric, the mean
 pairwise error, the chosen label's weighted disagreement, the matrix; null for one system).
-Every figure is a function of the segment's own hypotheses, so it does not depend on the batch
-or the job it was labelled in.
+Every figure is a function of the segment's own hypotheses and the job's reliability estimate
+(fixed before the job's units run and kept for a resume), so it does not depend on the batch,
+the worker or the order the units ran in.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import apache_beam as beam
-import jiwer
 
 from funfactory.errors import FunfactoryError
 from funfactory.eval.textnorm import scoring_tokens
@@ -43,53 +44,37 @@ from funfactory.pipelines.label.config import VoteConfig
 from funfactory.pipelines.label.confidence import (Choice, ConfidenceModel, choose, estimate,
                                                    load_model)
 from funfactory.pipelines.label.filters import longest_repeat
+from funfactory.pipelines.label.reliability import NONE, JobReliability, align
 
 
 def rover(hypotheses: dict[str, str], pivot: str, language: str | None,
           weights: dict[str, float] | None = None) -> str:
     """Word-level weighted vote over hypotheses aligned to the ``pivot`` system (ties: pivot).
 
-    Each other hypothesis is aligned to the pivot's tokens (jiwer); at each pivot position the
-    token with the most weight wins (a deletion votes for nothing); a token inserted after a
-    position is kept when systems holding more than half the total weight inserted it. Without
-    ``weights`` every system weighs 1.
+    In each slot of the alignment (:func:`funfactory.pipelines.label.reliability.align`) the
+    pivot token's slot goes to the token with the most weight (a deletion votes for nothing); an
+    insertion gap keeps its phrase when systems holding more than half the total weight inserted
+    it. Without ``weights`` every system weighs 1.
     """
     weights = weights or {s: 1.0 for s in hypotheses}
-    base = scoring_tokens(hypotheses[pivot], language)
-    votes = [Counter({token: weights[pivot]}) for token in base]
-    inserts: list[Counter] = [Counter() for _ in range(len(base) + 1)]
-    others = sorted(s for s in hypotheses if s != pivot)
-    for system in others:
-        w = weights[system]
-        hyp = scoring_tokens(hypotheses[system], language)
-        if not base or not hyp:
-            for v in votes:
-                v[""] += w
-            continue
-        out = jiwer.process_words(" ".join(base), " ".join(hyp))
-        for chunk in out.alignments[0]:
-            if chunk.type in ("equal", "substitute"):
-                for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
-                    votes[chunk.ref_start_idx + k][hyp[chunk.hyp_start_idx + k]] += w
-            elif chunk.type == "delete":
-                for k in range(chunk.ref_start_idx, chunk.ref_end_idx):
-                    votes[k][""] += w
-            else:
-                inserts[chunk.ref_start_idx][" ".join(hyp[chunk.hyp_start_idx:
-                                                          chunk.hyp_end_idx])] += w
-    total = sum(weights[s] for s in hypotheses)
+    aligned = align(hypotheses, pivot, language)
+    total = sum(weights[s] for s in aligned.systems)
+    at = aligned.systems.index(pivot)
     words: list[str] = []
-    for position in range(len(base) + 1):
-        if inserts[position]:
-            phrase, n = max(inserts[position].items(), key=lambda kv: (kv[1], kv[0]))
-            if n * 2 > total:
-                words.append(phrase)
-        if position < len(base):
-            best = max(votes[position].values())
-            winner = base[position] if votes[position][base[position]] == best else \
-                max(votes[position].items(), key=lambda kv: (kv[1], kv[0]))[0]
-            if winner:
-                words.append(winner)
+    for tokens, is_token in zip(aligned.slots, aligned.token_slot):
+        votes: Counter = Counter()
+        for system, token in zip(aligned.systems, tokens):
+            votes[token] += weights[system]
+        if is_token:
+            best = max(votes.values())
+            winner = tokens[at] if votes[tokens[at]] == best else \
+                max(votes.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        else:
+            phrase, weight = max(((t, v) for t, v in votes.items() if t),
+                                 key=lambda kv: (kv[1], kv[0]))
+            winner = phrase if weight * 2 > total else ""
+        if winner:
+            words.append(winner)
     return " ".join(words)
 
 
@@ -150,9 +135,10 @@ def _single_system_fault(label: dict, cfg: VoteConfig) -> tuple[str, str] | None
 
 
 def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteConfig,
-           model: ConfidenceModel) -> Decision:
+           model: ConfidenceModel, job: JobReliability = NONE) -> Decision:
     """Choose, estimate and keep or reject one segment (module docstring). ``labels`` maps each
-    system to its hypothesis dict (``text`` plus its own scores, or ``error``)."""
+    system to its hypothesis dict (``text`` plus its own scores, or ``error``); ``job`` is the
+    job's reliability estimate (none: each system's own scores alone)."""
     answered = {s: label for s, label in labels.items() if "error" not in label}
     lang = language or None
     if len(answered) < max(1, cfg.min_hypotheses):
@@ -162,7 +148,7 @@ def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteCon
     texts = {s: label.get("text", "") for s, label in answered.items()}
     if not any(scoring_tokens(text, lang) for text in texts.values()):
         return Decision("", {}, None, "empty_text", "every system wrote nothing")
-    choice = choose(answered, language, duration, model)
+    choice = choose(answered, language, duration, model, job)
     chosen = choice.chosen
     estimated = estimate(choice, model, language)
     out = {"chosen": chosen, "estimated_wer": round(estimated, 4),
@@ -200,7 +186,10 @@ def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteCon
 
 
 class Vote(beam.DoFn):
-    def __init__(self, cfg: VoteConfig):
+    """The vote over each segment, with the job's reliability estimate (made before the job
+    runs, by :mod:`funfactory.pipelines.label.sample_pass`, so every worker votes alike)."""
+
+    def __init__(self, cfg: VoteConfig, job: JobReliability = NONE):
         if cfg.method not in METHODS:
             raise FunfactoryError(f"vote.method {cfg.method!r}: use one of {METHODS}")
         thresholds = {"vote.max_estimated_wer": cfg.max_estimated_wer, **{
@@ -211,6 +200,7 @@ class Vote(beam.DoFn):
                 raise FunfactoryError(f"{setting} {value!r} must be a number >= 0 (an error "
                                       "rate: 0.05 keeps labels estimated at 5 % or better)")
         self.cfg = cfg
+        self.job = job
 
     def setup(self):
         self.model = load_model(self.cfg.confidence_model)
@@ -223,7 +213,8 @@ class Vote(beam.DoFn):
             yield item
             return
         started = time.perf_counter()
-        decision = decide(p["labels"], p["language"], p["duration"], self.cfg, self.model)
+        decision = decide(p["labels"], p["language"], p["duration"], self.cfg, self.model,
+                          self.job)
         p = {**p, "labels": {**p["labels"], **decision.labels}, "label_text": decision.text,
              "stage_seconds": {**p["stage_seconds"], "vote": time.perf_counter() - started}}
         if decision.reason is None:
