@@ -30,7 +30,9 @@ pseudo-label agreement compares. Steps 1-3, then
    ("1,000" -> "1000"); an apostrophe inside a Latin word is kept ("don't"); every other mark
    becomes a space;
 7. number spelling unified: a leading zero of an hour is dropped ("03:30" -> "3:30"), a space
-   before ``%`` is removed ("25 %" -> "25%");
+   before ``%`` is removed ("25 %" -> "25%"), a written ordinal loses its suffix and a date's
+   "the ... of" ("the 15th of march" -> "15 march", "march 15th" -> "march 15"), the form ITN
+   gives the spoken ordinal ("the fifteenth of march");
 8. Chinese spacing as in step 5.
 
 So ``normalize_for_scoring(normalize_label(x)) == normalize_for_scoring(x)``: labelling never
@@ -77,6 +79,10 @@ _MARK_RE = regex.compile(r"[\p{P}\p{S}]")
 _HOUR_LEADING_ZERO_RE = re.compile(r"(?<![\d:.])0(\d:\d{2})")
 _SPACE_BEFORE_PERCENT_RE = re.compile(r"(?<=\d) %")
 _LETTER_ABBREVIATION_RE = re.compile(r"\b(?:[a-z]\.){2,}")
+_MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|"
+           "december")
+_ORDINAL_DATE_RE = re.compile(rf"\bthe (\d+)(?:st|nd|rd|th)? of ({_MONTHS})\b")
+_ORDINAL_SUFFIX_RE = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
 _TOKEN_RE = re.compile(f"[{HAN_CHARS}]|[^\\s{HAN_CHARS}]+")
 
 
@@ -140,6 +146,7 @@ def normalize_for_scoring(text: str, language: str | None = None) -> str:
     written = _collapse_spaces(_strip_punctuation(written))
     written = _HOUR_LEADING_ZERO_RE.sub(r"\1", written)
     written = _SPACE_BEFORE_PERCENT_RE.sub("%", written)
+    written = _ORDINAL_SUFFIX_RE.sub(r"\1", _ORDINAL_DATE_RE.sub(r"\1 \2", written))
     return _chinese_spacing(written)
 
 

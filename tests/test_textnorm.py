@@ -134,3 +134,13 @@ def test_itn_keeps_a_run_the_wetext_grammar_cannot_tokenise():
     odd = "fuller')\" two"
     assert inverse_normalize(odd).startswith("fuller")
     assert inverse_normalize("we met at two thirty") != "we met at two thirty"
+
+
+@pytest.mark.parametrize("spoken, written", [
+    ("on the fifteenth of March", "on the 15th of March"),
+    ("the twenty first of May", "the 21st of May"),
+    ("March fifteenth", "March 15th"),
+    ("the fifth floor", "the 5th floor"),
+])
+def test_a_spoken_ordinal_scores_equal_to_its_written_form(spoken, written):
+    assert normalize_for_scoring(spoken) == normalize_for_scoring(written)
