@@ -3,7 +3,9 @@
 Clips of up to 30 s without word timestamps are transcribed as one batch: features stacked, one
 encoder call and one greedy ``generate`` call for the whole batch. Longer clips, and calls with
 ``word_timestamps=True``, go through ``WhisperModel.transcribe`` clip by clip (its sliding window
-and cross-attention word alignment).
+and cross-attention word alignment). :meth:`FasterWhisperBackend.transcribe_windows` decodes
+several consecutive clips of one recording joined in one 30 s window, with timestamps, and splits
+the text back per clip (:mod:`funfactory.asr.windows`): the label job's path for VAD segments.
 
 Model folders:
 
@@ -18,7 +20,9 @@ Model folders:
 Every transcript's extras carry Whisper's own confidence figures, the ones its decoder uses for
 fallback: ``avg_logprob`` (mean token log-probability), ``no_speech_prob`` and
 ``compression_ratio`` (text bytes over zlib-compressed bytes; above 2.4 the text repeats itself).
-Each clip is padded to 30 s on its own, so a clip's transcript does not depend on its batch.
+Each clip (or packed window) is padded to 30 s on its own, so a clip's transcript does not
+depend on its batch. In a packed window a clip's ``avg_logprob`` is the mean over its own text
+tokens and its ``no_speech_prob`` is the window's.
 
 Whisper base writes Chinese in traditional characters; the shared normalisation
 (:mod:`funfactory.eval.textnorm`) converts to simplified, so hypotheses are kept as written.

@@ -2,7 +2,7 @@
 
 Whisper's encoder always sees a 30 s window: a 3 s clip alone is padded with 27 s of silence, so
 labelling VAD segments one by one costs the encoder ten times the work of the speech in them
-(Fun-ASR report section 3.1 labels segments from VAD; docs/architecture.md, "Labelling"). Joined
+(Fun-ASR report section 3.1 labels the segments VAD cuts). Joined
 back to back in their recording's order, separated by ``gap`` samples of digital silence, several
 segments fill one window the way Whisper's own long-form decoding fills it, and the decoder's
 timestamps map its text back to the segments.

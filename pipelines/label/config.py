@@ -49,7 +49,7 @@ class AsrConfig:
     # consecutive segments of a source decoded together in one Whisper window of at most this
     # many seconds (0: every segment alone), with this much silence between them
     pack_seconds: float = 30.0
-    pack_gap_seconds: float = 0.5
+    pack_gap_seconds: float = 0.3
 
 
 @dataclass
