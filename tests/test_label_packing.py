@@ -93,3 +93,14 @@ def test_a_packed_window_labels_as_well_as_alone_and_the_same_in_any_batch(three
             label = packed[f"s{i}"]["labels"][system]
             assert -1.0 < label["avg_logprob"] <= 0.0 and 0.0 <= label["no_speech_prob"] <= 1.0
     assert packed["s0"]["labels"]["pocketsphinx"] == alone["s0"]["labels"]["pocketsphinx"]
+
+
+def test_a_window_cut_off_by_the_token_limit_is_decoded_clip_by_clip(monkeypatch):
+    from funfactory.asr import whisper
+    backend = whisper.whisper_tiny_en().load()
+    clips = [seg["audio"] for seg in _segments(0, SENTENCES[:3], window=0)]
+    monkeypatch.setattr(whisper, "MAX_TOKENS", 24)  # three sentences need about 40 tokens
+    [packed] = backend.transcribe_windows([clips], ["en"], gap_seconds=0.3)
+    alone = backend.transcribe_batch(clips, ["en"] * 3)
+    assert [t.text for t in packed] == [t.text for t in alone]
+    assert [t.extras for t in packed] == [t.extras for t in alone]
