@@ -48,13 +48,16 @@ def test_windows_of_a_batch_follow_segment_order_window_and_language():
 
 
 @pytest.fixture(scope="module")
-def three_systems():
+def whisper_systems():
+    """The label job's two Whisper systems (pocketsphinx decodes segment by segment: packing
+    does not touch it)."""
     import torch
     torch.set_num_threads(1)
     from funfactory.pipelines.label.config import AsrConfig
     from funfactory.pipelines.label.pseudo_label import PseudoLabel
     cfg = AsrConfig()
-    dofn = PseudoLabel(cfg.backends, cfg.pack_gap_seconds)
+    whispers = [spec for spec in cfg.backends if spec.kind.startswith("whisper")]
+    dofn = PseudoLabel(whispers, cfg.pack_gap_seconds)
     dofn.setup()
     return dofn
 
@@ -74,25 +77,28 @@ def _label(dofn, batch):
     return {p["key"]: p for _, _, p in dofn.process(("unit", "batch", batch))}
 
 
-def test_a_packed_window_labels_as_well_as_alone_and_the_same_in_any_batch(three_systems):
+def test_a_packed_window_labels_its_segments_the_same_in_any_batch(whisper_systems, monkeypatch):
     from funfactory.eval.scoring import wer
-    window = _segments(0, SENTENCES[:4], window=0)
-    other = _segments(4, SENTENCES[4:6], window=1)
-    packed = _label(three_systems, window + other)
-    again = _label(three_systems, window)
-    alone = _label(three_systems, [{k: v for k, v in s.items() if k != "window"} for s in window])
-    for key in ("s0", "s1", "s2", "s3"):
+    alone = []
+    for backend in whisper_systems.backends:
+        def counted(audios, languages=None, word_timestamps=False, original=backend.transcribe_batch):
+            alone.append(len(audios))
+            return original(audios, languages, word_timestamps)
+        monkeypatch.setattr(backend, "transcribe_batch", counted)
+    window = _segments(0, SENTENCES[:3], window=0)
+    packed = _label(whisper_systems, window + _segments(3, SENTENCES[3:4], window=1))
+    assert alone == [1, 1]  # only the lone segment s3: the window was decoded as one
+    again = _label(whisper_systems, window)
+    for key in ("s0", "s1", "s2"):
         assert packed[key]["labels"] == again[key]["labels"]
-    refs = list(SENTENCES[:4])
+    refs = list(SENTENCES[:3])
     for system in ("whisper-base", "whisper-tiny-en"):
-        packed_wer = wer(refs, [packed[f"s{i}"]["labels"][system]["text"] for i in range(4)]).rate
-        alone_wer = wer(refs, [alone[f"s{i}"]["labels"][system]["text"] for i in range(4)]).rate
-        # one word's worth (2 of 43) of slack: "riverbank" against "river bank"
-        assert packed_wer <= alone_wer + 0.05, (system, packed_wer, alone_wer)
-        for i in range(4):
+        # each sentence back on its own segment (within a word: "riverbank")
+        assert wer(refs, [packed[f"s{i}"]["labels"][system]["text"] for i in range(3)]).rate \
+            <= 0.1, system
+        for i in range(3):
             label = packed[f"s{i}"]["labels"][system]
             assert -1.0 < label["avg_logprob"] <= 0.0 and 0.0 <= label["no_speech_prob"] <= 1.0
-    assert packed["s0"]["labels"]["pocketsphinx"] == alone["s0"]["labels"]["pocketsphinx"]
 
 
 def test_a_window_cut_off_by_the_token_limit_is_decoded_clip_by_clip(monkeypatch):
