@@ -77,7 +77,8 @@ def _label(dofn, batch):
     return {p["key"]: p for _, _, p in dofn.process(("unit", "batch", batch))}
 
 
-def test_a_packed_window_labels_its_segments_the_same_in_any_batch(whisper_systems, monkeypatch):
+def test_a_packed_window_labels_its_segments_the_same_in_any_batch(whisper_systems,
+                                                                    monkeypatch):
     from funfactory.eval.scoring import wer
     alone = []
     for backend in whisper_systems.backends:

@@ -266,8 +266,8 @@ class FasterWhisperBackend(AsrBackend):
         elif not self.model.model.is_multilingual:
             hints = ["en"] * len(audios)
         tokenizers = {h: self._tokenizer(h) for h in set(hints)}
-        prompts = [tokenizers[h].sot_sequence + ([] if timestamps else [tokenizers[h].no_timestamps])
-                   for h in hints]
+        prompts = [tokenizers[h].sot_sequence
+                   + ([] if timestamps else [tokenizers[h].no_timestamps]) for h in hints]
         results = self.model.model.generate(
             encoded, prompts, beam_size=self.beam_size, max_length=MAX_TOKENS, return_scores=True,
             return_logits_vocab=timestamps, return_no_speech_prob=True, suppress_blank=True,

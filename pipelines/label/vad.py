@@ -26,10 +26,11 @@ flows through decode, resample and VAD without its windows ever entering the Bea
 Each segment gets the number of its decoding ``window`` (:mod:`funfactory.pipelines.label.packing`:
 consecutive segments packed into one Whisper window of ``pack_seconds``; 0: each alone), and
 segments leave in batches of at least ``batch_size`` closed only between windows
-(``(unit, "batch", [segment, ...])``), the unit of batched inference downstream. Batching inside the source DoFn rather than with
-``beam.BatchElements`` is deliberate: Beam 2.77's DaskRunner drops whatever a DoFn emits from
-``finish_bundle`` (``apply_dofn_to_bundle`` collects results before calling it), which loses the
-last partial batch of every bundle; per-source batches are identical on every runner.
+(``(unit, "batch", [segment, ...])``), the unit of batched inference downstream. Batching inside
+the source DoFn rather than with ``beam.BatchElements`` is deliberate: Beam 2.77's DaskRunner
+drops whatever a DoFn emits from ``finish_bundle`` (``apply_dofn_to_bundle`` collects results
+before calling it), which loses the last partial batch of every bundle; per-source batches are
+identical on every runner.
 """
 
 from __future__ import annotations
