@@ -53,17 +53,17 @@ def compute_stats(folder: str | Path) -> Stats:
 
 
 def duration_histogram(stats: Stats, png: str | Path, title: str = "segment durations") -> Path | str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    # a bare Agg figure with fixed margins: pyplot's figure manager and tight_layout's extra draw
+    # pass were a third of a small job's fixed cost (every run report draws this)
+    fig = Figure(figsize=(6, 3.5))
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.9)
+    ax = fig.subplots()
     ax.hist(stats.durations, bins=min(40, max(5, len(stats.durations) // 3)), color="#3b6ea5")
     ax.set_xlabel("duration (s)")
     ax.set_ylabel("samples")
     ax.set_title(f"{title}: {stats.samples} samples, {stats.hours:.2f} h")
-    fig.tight_layout()
     image = io.BytesIO()
     fig.savefig(image, dpi=100, format="png")
-    plt.close(fig)
     return storage.write_bytes(png, image.getvalue())

@@ -132,3 +132,19 @@ def test_transformers_backend_runs_a_local_random_whisper(tmp_path):
     with pytest.raises(WordTimestampsUnsupported):
         backend.transcribe(np.zeros(16000, np.float32), word_timestamps=True)
     assert json.dumps(out[0].as_label())
+
+
+def test_pocketsphinx_scores_a_clip_the_same_whatever_it_decoded_before():
+    """A resumed label job decodes its segments after other ones than the first run did: the
+    decoder's stream state must not carry over from one clip to the next."""
+    from funfactory.synth.tts import get_voice, resample
+
+    voice = get_voice("espeak-en")
+    before, clip = (resample(voice.synthesize(text), voice.sample_rate, 16000) for text in
+                    ("The farmer checked the fences before the storm.",
+                     "Please write your name at the top of the form."))
+    fresh = build_backend(BackendSpec(kind="pocketsphinx")).load()
+    used = build_backend(BackendSpec(kind="pocketsphinx")).load()
+    used.transcribe(before, "en")
+    first, second = fresh.transcribe(clip, "en"), used.transcribe(clip, "en")
+    assert (first.text, first.extras) == (second.text, second.extras)

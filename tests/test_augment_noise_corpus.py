@@ -81,3 +81,18 @@ def test_debian_split_is_the_embedded_corpus_split(tmp_path):
     corpus_split = {r["original_path"]: r["split"] for r in build_real_noise(tmp_path)}
     ours = {c.path: c.split for c in NoiseCorpus.from_sources(["debian"]).clips}
     assert ours == corpus_split
+
+
+def test_noise_is_decoded_once_per_machine_and_again_when_the_file_changes(tmp_path, monkeypatch):
+    from funfactory.pipelines.augment.noise_corpus import cached_audio_16k, load_audio_16k
+    monkeypatch.setenv("FUNFACTORY_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    path = tmp_path / "hum.wav"
+    sf.write(path, 0.1 * rng.standard_normal(22050), 22050)
+    first = cached_audio_16k(path)
+    assert np.array_equal(first, load_audio_16k(path)) and first.dtype == np.float32
+    again = cached_audio_16k(path)
+    assert isinstance(again, np.memmap) and np.array_equal(again, first)
+    assert len(list((tmp_path / "cache" / "noise-16k").glob("*.npy"))) == 1
+    sf.write(path, 0.1 * rng.standard_normal(44100), 22050)  # edited: longer
+    assert len(cached_audio_16k(path)) == 32000

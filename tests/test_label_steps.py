@@ -282,6 +282,24 @@ def test_cli_options_after_the_paths_are_ours_and_after_dashes_go_to_beam():
     assert "--dask_client_address=tcp://h:1" in args and args[-1] == "--temp_location=/tmp/x"
 
 
+def test_units_are_reshuffled_for_every_runner_but_one_in_process_worker():
+    import apache_beam as beam
+
+    from funfactory.pipelines.common.executor import pending_inputs
+    from funfactory.pipelines.common.runner import beam_options
+
+    def labels(options):
+        pipeline = beam.Pipeline(options=options)
+        pending_inputs({"a": 1, "b": 2})(pipeline, ["a", "b"])
+        return {t.full_label for t in pipeline.transforms_stack[0].parts}
+
+    assert labels(beam_options()) == {"Units"}
+    for options in (beam_options(direct_num_workers=2, direct_running_mode="multi_threading"),
+                    beam_options(direct_num_workers=2, direct_running_mode="multi_processing"),
+                    beam_options(runner="DaskRunner")):
+        assert labels(options) == {"Units", "Spread"}
+
+
 @pytest.mark.parametrize("extension,fmt,subtype", [("mp3", "MP3", "MPEG_LAYER_III"),
                                                    ("opus", "OGG", "OPUS"),
                                                    ("ogg", "OGG", "VORBIS")])

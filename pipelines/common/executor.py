@@ -6,7 +6,8 @@ RL data, context, code-switch and hotword:
 
 1. pins the work folder to the config hash (``--restart`` clears it and this split's shards);
 2. runs **one** Beam pipeline over every pending unit: the job's input elements ``(unit, work)``
-   (by default ``Create`` of the pending units, reshuffled so a distributed runner spreads them;
+   (by default ``Create`` of the pending units, reshuffled so a distributed runner spreads them,
+   except on one in-process worker;
    a job may build its own graph and side inputs) into :class:`.units.CommitUnit`, so the worker
    that finishes a unit commits it (part, then manifest). On the DaskRunner each pending unit
    is its own partition unless ``--dask_npartitions`` says otherwise;
@@ -30,7 +31,7 @@ import apache_beam as beam
 
 from funfactory.pipelines.common.rejects import write_rejects
 from funfactory.pipelines.common.report import RunReport
-from funfactory.pipelines.common.runner import beam_options, run_and_wait
+from funfactory.pipelines.common.runner import beam_options, one_local_worker, run_and_wait
 from funfactory.pipelines.common.sink import PackResult, pack_shards, remove_split
 from funfactory.pipelines.common.units import CommitUnit, WorkDir, done_units, read_manifests
 from funfactory.shards import storage
@@ -41,12 +42,17 @@ REPORT_DIR = "_reports"
 
 
 def pending_inputs(work: dict[str, Any]) -> Callable:
-    """The default graph: ``Create`` of the pending ``(unit, work[unit])``, reshuffled."""
+    """The default graph: ``Create`` of the pending ``(unit, work[unit])``, reshuffled so that a
+    distributed or multi-worker runner spreads the units. On one in-process worker the reshuffle
+    spreads nothing and was a fixed cost of every run (an extra stage and its shuffle), so it is
+    left out there."""
 
     def build(pipeline, todo: list[str]):
-        return (pipeline
-                | "Units" >> beam.Create([(unit, work[unit]) for unit in todo], reshuffle=False)
-                | "Spread" >> beam.Reshuffle()), ()
+        items = pipeline | "Units" >> beam.Create([(unit, work[unit]) for unit in todo],
+                                                  reshuffle=False)
+        if not one_local_worker(pipeline.options):
+            items = items | "Spread" >> beam.Reshuffle()
+        return items, ()
 
     return build
 

@@ -21,7 +21,8 @@ again as the command's own options (commands call it first in their handler);
 ``--config``, ``--restart``, the runner flags) among the Beam arguments instead of dropping them.
 
 ``beam_options(runner=..., direct_num_workers=..., direct_running_mode=..., dask_address=...,
-extra=[...])`` builds ``PipelineOptions``; ``runner_options_from_args(namespace)`` does the same
+extra=[...])`` builds ``PipelineOptions``; ``one_local_worker(options)`` tells whether they run
+one in-process worker; ``runner_options_from_args(namespace)`` does the same
 from parsed arguments. ``run_and_wait(pipeline)`` runs a pipeline to the end, returns its Beam
 counters as ``{"namespace/name": value}`` (empty where the runner has no metrics, e.g. Dask) and
 closes the Dask client the DaskRunner opened. ``pickle_library`` is cloudpickle, so DoFns
@@ -74,6 +75,18 @@ def beam_args(runner: str = "DirectRunner", direct_num_workers: int = 1,
         args.append(f"--dask_client_address={dask_address}")
     extra = [a for a in extra if a != "--"]
     return args + list(extra)
+
+
+def one_local_worker(options) -> bool:
+    """Whether ``options`` run the pipeline on one in-process worker (the DirectRunner's
+    FnApiRunner, one worker, in memory): nothing to spread work over."""
+    if options is None:
+        return False
+    values = options.get_all_options()
+    runner = str(values.get("runner") or "")
+    return (runner in (FN_API_RUNNER, "DirectRunner") or runner.endswith(".DirectRunner")) \
+        and values.get("direct_num_workers") == 1 \
+        and values.get("direct_running_mode") in (None, "in_memory")
 
 
 def beam_options(**kwargs):

@@ -45,7 +45,11 @@ class AsrConfig:
     backends: list[BackendSpec] = field(default_factory=lambda: [
         BackendSpec(kind="whisper-base"), BackendSpec(kind="whisper-tiny-en"),
         BackendSpec(kind="pocketsphinx")])
-    batch_size: int = 8  # segments per inference batch (sorted by duration inside)
+    batch_size: int = 8  # segments per inference batch (closed between decoding windows)
+    # consecutive segments of a source decoded together in one Whisper window of at most this
+    # many seconds (0: every segment alone), with this much silence between them
+    pack_seconds: float = 30.0
+    pack_gap_seconds: float = 0.3
 
 
 @dataclass

@@ -3,8 +3,9 @@
 :func:`label_processor` is the per-source unit processor, the steps chained in the worker that
 runs the source::
 
-    (unit, source) -> SegmentSources (ingest + VAD, streamed; batches of asr.batch_size segments)
-                   -> PseudoLabel (every backend, batched) -> Vote -> ApplyItn -> FilterLabels
+    (unit, source) -> SegmentSources (ingest + VAD, streamed; segments planned into decoding
+                      windows, batches of about asr.batch_size segments)
+                   -> PseudoLabel (every backend, window by window) -> Vote -> ApplyItn -> FilterLabels
                    -> ToSample
 
 (segments with a human transcript take CheckReference instead of Vote when
@@ -65,8 +66,9 @@ def label_processor(cfg: LabelConfig, config_sha: str, reference_labels: bool = 
     if reference_labels:
         vote = VoteOrCheckReference(vote, CheckReference(cfg.reference))
     return Chain([SourceOf(),
-                  SegmentSources(cfg.vad, cfg.ingest.window_seconds, cfg.asr.batch_size),
-                  PseudoLabel(cfg.asr.backends, known), vote, ApplyItn(cfg.itn),
+                  SegmentSources(cfg.vad, cfg.ingest.window_seconds, cfg.asr.batch_size,
+                                 cfg.asr.pack_seconds, cfg.asr.pack_gap_seconds),
+                  PseudoLabel(cfg.asr.backends, known, cfg.asr.pack_gap_seconds), vote, ApplyItn(cfg.itn),
                   FilterLabels(cfg.filters, max_duration), ToSample(config_sha)])
 
 

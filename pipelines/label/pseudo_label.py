@@ -4,14 +4,16 @@ segment's language transcribes it; every hypothesis is kept.
 :class:`PseudoLabel` is a DoFn over batches (``(unit, "batch", [segment, ...])`` from
 :class:`funfactory.pipelines.label.vad.SegmentSources`): the backends are built and loaded once
 per worker process in ``setup()`` (cached per process, since some runners call ``setup`` per
-bundle), each batch is sorted by duration and handed to each backend in one
-``transcribe_batch`` call. Segments without a language hint are first
-transcribed by the multilingual backends (Whisper base), whose detected language then decides
-which language-specific backends (tiny.en, pocketsphinx) also run.
+bundle), and each batch is handed to each backend in one ``transcribe_windows`` call: the
+segments grouped into their decoding windows (:mod:`funfactory.pipelines.label.packing`), which
+Whisper decodes window by window and the other backends segment by segment. Segments without a
+language hint are first transcribed by the multilingual backends (Whisper base), whose detected
+language then decides which language-specific backends (tiny.en, pocketsphinx) also run.
 
 A segment's hypotheses and scores do not depend on the batch it came in (a resumed job composes
-batches differently): Whisper pads every clip to its own 30 s window and decodes it
-independently, and pocketsphinx starts every clip from the same cepstral mean.
+batches differently): its window is planned from its source's segments alone, Whisper decodes
+each window (or lone segment) padded to its own 30 s independently of the rest of the batch, and
+pocketsphinx starts every clip from the same cepstral mean.
 
 Segments in ``known`` (key -> ``{"labels", "language", "asr_seconds"}``: the hypotheses the job's
 sample pass, :mod:`funfactory.pipelines.label.sample_pass`, already made, and what they cost) are
@@ -34,14 +36,17 @@ import apache_beam as beam
 from funfactory.errors import FunfactoryError
 from funfactory.asr.registry import BackendSpec, build_backend
 from funfactory.pipelines.common.workers import worker_cached
+from funfactory.pipelines.label.packing import windows_of
 
 _BACKEND_ERRORS = (FunfactoryError, RuntimeError, ValueError, OSError)
 
 
 class PseudoLabel(beam.DoFn):
-    def __init__(self, specs: list[BackendSpec], known: dict | None = None):
+    def __init__(self, specs: list[BackendSpec], known: dict | None = None,
+                 gap_seconds: float = 0.0):
         self.specs = list(specs)
         self.known = known or {}
+        self.gap_seconds = gap_seconds
 
     def setup(self):
         backends = [worker_cached(("asr", repr(spec)), lambda spec=spec: build_backend(spec).load())
@@ -56,8 +61,7 @@ class PseudoLabel(beam.DoFn):
             yield item
             return
         # new payloads: the input batch (and its dicts) may be shared by the runner
-        payloads = sorted(({**p, "labels": {}, "stage_seconds": dict(p["stage_seconds"])}
-                           for p in batch), key=lambda p: (p["duration"], p["key"]))
+        payloads = [{**p, "labels": {}, "stage_seconds": dict(p["stage_seconds"])} for p in batch]
         total = sum(p["duration"] for p in payloads) or 1.0
         languages = [p["language_hint"] or None for p in payloads]
         for p in payloads:
@@ -66,14 +70,18 @@ class PseudoLabel(beam.DoFn):
                 p["labels"] = {s: dict(v) for s, v in known["labels"].items()}
                 p["stage_seconds"]["asr"] = known["asr_seconds"]
         for backend in self.backends:
-            chosen = [i for i, lang in enumerate(languages) if backend.covers(lang)
-                      and payloads[i]["key"] not in self.known]
-            if not chosen:
+            # the sample pass labels whole sources, so a window is known whole or not at all
+            windows = [w for w in windows_of(payloads, languages, backend.covers)
+                       if any(payloads[i]["key"] not in self.known for i in w)]
+            if not windows:
                 continue
+            chosen = [i for window in windows for i in window]
             started = time.perf_counter()
             try:
-                transcripts = backend.transcribe_batch([payloads[i]["audio"] for i in chosen],
-                                                       [languages[i] for i in chosen])
+                transcripts = [t for window in backend.transcribe_windows(
+                    [[payloads[i]["audio"] for i in window] for window in windows],
+                    [languages[window[0]] for window in windows], self.gap_seconds)
+                    for t in window]
                 results = [t.as_label() for t in transcripts]
             except _BACKEND_ERRORS as e:
                 self.errors.inc(len(chosen))

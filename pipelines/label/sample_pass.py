@@ -44,8 +44,9 @@ def sample_segments(cfg: LabelConfig, sources: list[Source],
                     limit: int) -> tuple[list[dict], int]:
     """Every labelled segment (key, language, duration, labels) of the first sources in
     :func:`sample_order` until ``limit`` segments are in, and how many sources that took."""
-    segmenter = SegmentSources(cfg.vad, cfg.ingest.window_seconds, cfg.asr.batch_size)
-    labeller = PseudoLabel(cfg.asr.backends)
+    segmenter = SegmentSources(cfg.vad, cfg.ingest.window_seconds, cfg.asr.batch_size,
+                               cfg.asr.pack_seconds, cfg.asr.pack_gap_seconds)
+    labeller = PseudoLabel(cfg.asr.backends, gap_seconds=cfg.asr.pack_gap_seconds)
     segmenter.setup()
     labeller.setup()
     out: list[dict] = []

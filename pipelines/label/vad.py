@@ -23,11 +23,14 @@ tests/test_label_steps.py; ``skip_digital_silence=False`` turns it off).
 Every segment, kept or rejected, gets the next index of its source, so keys are deterministic.
 Ingest is fused with VAD in :class:`SegmentSources` (one DoFn per source): a long recording
 flows through decode, resample and VAD without its windows ever entering the Beam shuffle.
-Segments leave it in batches of ``batch_size`` (``(unit, "batch", [segment, ...])``), the unit of
-batched inference downstream. Batching inside the source DoFn rather than with
-``beam.BatchElements`` is deliberate: Beam 2.77's DaskRunner drops whatever a DoFn emits from
-``finish_bundle`` (``apply_dofn_to_bundle`` collects results before calling it), which loses the
-last partial batch of every bundle; per-source batches are identical on every runner.
+Each segment gets the number of its decoding ``window`` (:mod:`funfactory.pipelines.label.packing`:
+consecutive segments packed into one Whisper window of ``pack_seconds``; 0: each alone), and
+segments leave in batches of at least ``batch_size`` closed only between windows
+(``(unit, "batch", [segment, ...])``), the unit of batched inference downstream. Batching inside
+the source DoFn rather than with ``beam.BatchElements`` is deliberate: Beam 2.77's DaskRunner
+drops whatever a DoFn emits from ``finish_bundle`` (``apply_dofn_to_bundle`` collects results
+before calling it), which loses the last partial batch of every bundle; per-source batches are
+identical on every runner.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from funfactory.pipelines.common.rejects import reject_row
 from funfactory.pipelines.common.workers import worker_cached
 from funfactory.pipelines.label.config import VadConfig
 from funfactory.pipelines.label.ingest import IngestError, Source, stream_audio
+from funfactory.pipelines.label.packing import WindowPlanner
 from funfactory.shards.keys import segment_key
 
 SAMPLE_RATE = 16000
@@ -216,10 +220,12 @@ class SegmentSources(beam.DoFn):
     """source dict -> ``(unit, "segment", {...audio...})`` items, ``(unit, "reject", row)`` for
     too-short segments and failed files, and one ``(unit, "unit", info)`` per source."""
 
-    def __init__(self, cfg: VadConfig, window_seconds: float = 30.0, batch_size: int = 8):
+    def __init__(self, cfg: VadConfig, window_seconds: float = 30.0, batch_size: int = 8,
+                 pack_seconds: float = 0.0, pack_gap_seconds: float = 0.0):
         self.cfg = cfg
         self.window_seconds = window_seconds
         self.batch_size = max(1, batch_size)
+        self.pack_seconds, self.pack_gap_seconds = pack_seconds, pack_gap_seconds
 
     def setup(self):
         self.session = worker_cached("silero-vad-sequence", load_sequence_model)
@@ -260,17 +266,20 @@ class SegmentSources(beam.DoFn):
                 "stage_seconds": {}})
 
         batch: list[dict] = []
+        planner = WindowPlanner(self.pack_seconds, self.pack_gap_seconds)
 
         def emit(span: Span):
             item = cut(span)
-            if item[1] == "segment":
-                batch.append(item[2])
-                if len(batch) >= self.batch_size:
-                    out = (unit, "batch", list(batch))
-                    batch.clear()
-                    return [out]
-                return []
-            return [item]
+            if item[1] != "segment":
+                return [item]
+            segment = item[2]
+            segment["window"], opens = planner.place(segment["duration"])
+            out = []
+            if opens and len(batch) >= self.batch_size:
+                out.append((unit, "batch", list(batch)))
+                batch.clear()
+            batch.append(segment)
+            return out
 
         try:
             for window in stream_audio(source, self.window_seconds):
