@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from funfactory.demo_stages import cli
+from funfactory.errors import FunfactoryError
 from funfactory.effects.plan import EffectsRun
 
 
@@ -81,41 +82,68 @@ def noise_manifest(run: EffectsRun) -> Path:
     return path
 
 
-def build_sets(run: EffectsRun, speech: Path) -> dict[str, Path]:
-    """Every shard set the experiments read, by name (see the module's table)."""
-    plan, seed = run.plan, run.seed
+def _augment(run: EffectsRun, source: Path, out: Path, overrides: list[str]) -> Path:
+    if not _done(out):
+        cli(run, "pipeline", "augment", "run", "--no-report",
+            *[a for s in [f"seed={run.seed}", *overrides] for a in ("--set", s)], source, out)
+    return out
+
+
+def _streaming(run: EffectsRun, source: Path, out: Path, overrides: list[str]) -> Path:
+    if not _done(out):
+        cli(run, "pipeline", "streaming", "run", *[a for s in overrides for a in ("--set", s)],
+            source, out)
+    return out
+
+
+def _hotword(run: EffectsRun, source: Path, out: Path, overrides: list[str]) -> Path:
+    if not _done(out):
+        cli(run, "pipeline", "hotword", "run", "--shards", source,
+            *[a for s in [f"seed={run.seed}", *overrides] for a in ("--set", s)], out)
+    return out
+
+
+def build_sets(run: EffectsRun, speech: Path, names) -> dict[str, Path]:
+    """The shard sets `names` (see the module's table) and those they are made from."""
+    plan = run.plan
+    shards = lambda name: run.path("shards", name)  # noqa: E731
+    recipes = {
+        "test-clean": ((), lambda s: even_subset(speech / "heldout", shards("test-clean"),
+                                                 "testclean", "test", plan.test_utterances)),
+        "train-subset": ((), lambda s: even_subset(speech / "train", shards("train-subset"),
+                                                   "trainsubset", "train", plan.subset)),
+        "silent-test": ((), lambda s: silent_inputs(shards("silent-test"), plan.silent_inputs,
+                                                    run.seed)),
+        "augment-train": ((), lambda s: _augment(run, s["train"], shards("augment-train"),
+                                                 ["noise_only.share=0", "dataset=noisy"])),
+        "noise-only-train": ((), lambda s: _augment(
+            run, s["train"], shards("noise-only-train"),
+            ["noisy_share=0", f"noise_only.share={plan.noise_only_share}", "dataset=noiseonly"])),
+        "noisy-test": (("test-clean",), lambda s: _augment(
+            run, s["test-clean"], shards("noisy-test"),
+            ["noise.split=test", "noise_only.share=1.0", "split=test", "dataset=noisytest"])),
+        "streaming-train": (("train-subset",), lambda s: _streaming(
+            run, s["train-subset"], shards("streaming-train"), [])),
+        "streaming-test": (("test-clean",), lambda s: _streaming(
+            run, s["test-clean"], shards("streaming-test"), ["split=test"])),
+        "hotword-train": (("train-subset",), lambda s: _hotword(
+            run, s["train-subset"], shards("hotword-train"), ["max_distractors=8"])),
+        "hotword-test": (("test-clean",), lambda s: _hotword(
+            run, s["test-clean"], shards("hotword-test"),
+            ["split=test", "noise_only_per_unit=0", "zero_distractor_share=0"])),
+    }
     sets: dict[str, Path] = {"train": speech / "train"}
-    sets["test-clean"] = even_subset(speech / "heldout", run.path("shards", "test-clean"),
-                                     "testclean", "test", plan.test_utterances)
-    sets["train-subset"] = even_subset(speech / "train", run.path("shards", "train-subset"),
-                                       "trainsubset", "train", plan.subset)
-    sets["silent-test"] = silent_inputs(run.path("shards", "silent-test"), plan.silent_inputs, seed)
-    augment = [("augment-train", speech / "train", ["noise_only.share=0", "dataset=noisy"]),
-               ("noise-only-train", speech / "train",
-                ["noisy_share=0", f"noise_only.share={plan.noise_only_share}",
-                 "dataset=noiseonly"]),
-               ("noisy-test", sets["test-clean"],
-                ["noise.split=test", "noise_only.share=1.0", "split=test", "dataset=noisytest"])]
-    for name, source, overrides in augment:
-        out = run.path("shards", name)
-        if not _done(out):
-            cli(run, "pipeline", "augment", "run", "--no-report",
-                *[a for s in [f"seed={seed}", *overrides] for a in ("--set", s)], source, out)
-        sets[name] = out
-    for name, source, overrides in (("streaming-train", sets["train-subset"], []),
-                                    ("streaming-test", sets["test-clean"], ["split=test"])):
-        out = run.path("shards", name)
-        if not _done(out):
-            cli(run, "pipeline", "streaming", "run",
-                *[a for s in overrides for a in ("--set", s)], source, out)
-        sets[name] = out
-    for name, source, overrides in (("hotword-train", sets["train-subset"], []),
-                                    ("hotword-test", sets["test-clean"],
-                                     ["split=test", "noise_only_per_unit=0",
-                                      "zero_distractor_share=0"])):
-        out = run.path("shards", name)
-        if not _done(out):
-            cli(run, "pipeline", "hotword", "run", "--shards", source,
-                *[a for s in [f"seed={seed}", *overrides] for a in ("--set", s)], out)
-        sets[name] = out
+
+    def need(name: str) -> None:
+        if name in sets:
+            return
+        if name not in recipes:
+            raise FunfactoryError(f"no shard set named {name!r}; known: {sorted(recipes)}")
+        deps, make = recipes[name]
+        for dep in deps:
+            need(dep)
+        sets[name] = make(sets)
+
+    for name in names:
+        need(name)
     return sets

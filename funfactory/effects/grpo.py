@@ -16,10 +16,11 @@ from pathlib import Path
 import yaml
 
 from funfactory.demo_stages import cli
-from funfactory.effects import decoding
+from funfactory.effects import decoding, hotwords
 from funfactory.effects.data import even_subset
 
 SECTION = "4.4, Table 8"
+SETS = hotwords.SETS
 
 
 def train(run, sets: dict, sft: Path) -> dict:

@@ -12,10 +12,11 @@ true hotwords, and WER.
 
 from __future__ import annotations
 
-from funfactory.effects import decoding
+from funfactory.effects import decoding, noise_only
 from funfactory.effects.training import llm_run, stream
 
 SECTION = "5.5, Table 6"
+SETS = noise_only.SETS + ("hotword-train", "hotword-test")
 
 
 def train(run, sets: dict, ctc_model) -> object:

@@ -13,6 +13,7 @@ from funfactory.effects import decoding
 from funfactory.effects.training import ctc_run, stream
 
 SECTION = "5.2, Table 4"
+SETS = ("test-clean", "augment-train", "noisy-test")
 
 
 def runs(run, sets: dict, manifest) -> dict:

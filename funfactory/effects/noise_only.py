@@ -10,10 +10,11 @@ and as clean-test WER (the samples should not make the model drop real words).
 
 from __future__ import annotations
 
-from funfactory.effects import decoding
+from funfactory.effects import decoding, noise
 from funfactory.effects.training import ctc_run, stream
 
 SECTION = "5.6"
+SETS = noise.SETS + ("noise-only-train", "silent-test")
 
 
 def runs(run, sets: dict, manifest, without: dict) -> dict:

@@ -43,7 +43,9 @@ def run_effects(run: EffectsRun, speech: Path | None = None, only=EXPERIMENTS,
     say("speech with known text")
     speech = speech or speech_folder(run)
     say(f"shard sets from {speech}")
-    sets = build_sets(run, speech)
+    modules = {"noise": noise, "noise_only": noise_only, "streaming": streaming,
+               "hotwords": hotwords, "grpo": grpo}
+    sets = build_sets(run, speech, dict.fromkeys(n for e in only for n in modules[e].SETS))
     manifest = noise_manifest(run)
     plan = run.plan
     header = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

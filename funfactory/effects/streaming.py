@@ -11,10 +11,11 @@ streaming recogniser does for any full-attention encoder.
 
 from __future__ import annotations
 
-from funfactory.effects import decoding
+from funfactory.effects import decoding, noise
 from funfactory.effects.training import ctc_run, stream
 
 SECTION = "5.1, Table 3"
+SETS = noise.SETS + ("streaming-train", "streaming-test")
 
 
 def runs(run, sets: dict, without: dict) -> dict:
