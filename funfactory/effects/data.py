@@ -4,10 +4,11 @@ in the run's `commands.sh`. A set whose folder already holds an index is not mad
 
 | set | made by | from |
 | --- | --- | --- |
+| `train` | an even subset of the training utterances, the speech every run trains on | speech `train/` |
 | `test-clean` | an even subset of the held-out sentences (training voices) | speech `heldout/` |
-| `train-subset` | an even subset of the training utterances | speech `train/` |
-| `augment-train` | `pipeline augment run` (train noise, SNR ~ N(10, 5) dB), no noise-only | speech `train/` |
-| `noise-only-train` | `pipeline augment run` with noise-only samples only (section 5.6) | speech `train/` |
+| `train-subset` | an even subset of `train` | `train` |
+| `augment-train` | `pipeline augment run` (train noise, SNR ~ N(10, 5) dB), no noise-only | `train` |
+| `noise-only-train` | `pipeline augment run` with noise-only samples only (section 5.6) | `train` |
 | `noisy-test` | `pipeline augment run` with the *test* noise split, one noisy copy and one noise-only sample per utterance | `test-clean` |
 | `silent-test` | digital silence and near-silent dither, empty labels | written here |
 | `streaming-train`, `streaming-test` | `pipeline streaming run` (720 ms prefixes, aligned partial text) | `train-subset`, `test-clean` |
@@ -110,7 +111,7 @@ def build_sets(run: EffectsRun, speech: Path, names) -> dict[str, Path]:
     recipes = {
         "test-clean": ((), lambda s: even_subset(speech / "heldout", shards("test-clean"),
                                                  "testclean", "test", plan.test_utterances)),
-        "train-subset": ((), lambda s: even_subset(speech / "train", shards("train-subset"),
+        "train-subset": ((), lambda s: even_subset(s["train"], shards("train-subset"),
                                                    "trainsubset", "train", plan.subset)),
         "silent-test": ((), lambda s: silent_inputs(shards("silent-test"), plan.silent_inputs,
                                                     run.seed)),
@@ -132,7 +133,8 @@ def build_sets(run: EffectsRun, speech: Path, names) -> dict[str, Path]:
             run, s["test-clean"], shards("hotword-test"),
             ["split=test", "noise_only_per_unit=0", "zero_distractor_share=0"])),
     }
-    sets: dict[str, Path] = {"train": speech / "train"}
+    sets: dict[str, Path] = {"train": even_subset(speech / "train", shards("train"), "train",
+                                                  "train", plan.train_utterances)}
 
     def need(name: str) -> None:
         if name in sets:

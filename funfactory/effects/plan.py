@@ -20,9 +20,10 @@ class EffectsPlan:
     grpo_group_size: int
     grpo_utterances_per_step: int
     grpo_lr: float
+    train_utterances: int  # the training speech every run reads: an even subset (every voice)
     subset: int  # training utterances the streaming, hotword and RL pipelines read
     test_utterances: int  # held-out utterances in each test set
-    online_noise_fraction: float = 0.3  # share of training samples mixed with noise on the fly
+    online_noise_fraction: float = 0.1  # share of training samples mixed with noise on the fly
     noise_only_share: float = 0.25  # noise-only samples per training utterance (section 5.6)
     noise_only_weight: float = 0.15  # their stream's draw weight against the speech streams
     streaming_weight: float = 0.5  # the streaming-prefix stream's draw weight
@@ -32,14 +33,16 @@ class EffectsPlan:
 
 
 PLANS = {
-    "full": EffectsPlan(model_size="cpu", ctc_steps=240, ctc_lr=2e-3, ctc_batch_seconds=40,
-                        llm_steps=40, llm_lr=2e-3, llm_batch_seconds=15, grpo_steps=40,
+    "full": EffectsPlan(model_size="cpu", ctc_steps=120, ctc_lr=2e-3, ctc_batch_seconds=20,
+                        llm_steps=30, llm_lr=2e-3, llm_batch_seconds=12, grpo_steps=30,
                         grpo_group_size=4, grpo_utterances_per_step=2, grpo_lr=5e-5,
-                        subset=160, test_utterances=48),
+                        train_utterances=192, subset=96, test_utterances=48,
+                        online_noise_fraction=0.1, streaming_weight=0.3),
     "tiny": EffectsPlan(model_size="tiny", ctc_steps=3, ctc_lr=2e-3, ctc_batch_seconds=12,
                         llm_steps=2, llm_lr=2e-3, llm_batch_seconds=12, grpo_steps=2,
                         grpo_group_size=2, grpo_utterances_per_step=2, grpo_lr=1e-4,
-                        subset=4, test_utterances=3, silent_inputs=2, max_new_tokens=8),
+                        train_utterances=5, subset=4, test_utterances=3, silent_inputs=2,
+                        max_new_tokens=8),
 }
 
 

@@ -22,7 +22,8 @@ from funfactory.effects import grpo, hotwords, noise, noise_only, report, stream
 from funfactory.effects.data import build_sets, noise_manifest
 from funfactory.effects.plan import PLANS, EffectsRun
 
-EXPERIMENTS = ("noise", "noise_only", "streaming", "hotwords", "grpo")
+# The CTC-head pairs that have targets first, then the two that need the LLM, then streaming.
+EXPERIMENTS = ("noise", "noise_only", "hotwords", "grpo", "streaming")
 
 
 def speech_folder(run: EffectsRun) -> Path:
