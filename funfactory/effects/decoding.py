@@ -40,6 +40,18 @@ def decode_samples(model, samples: list, options: DecodeOptions,
     return out
 
 
+def decode_ctc(models: dict, sets: dict[str, list]) -> dict[str, dict[str, list[Decoded]]]:
+    """Each model folder's CTC transcripts of each sample list: {model: {set: decoded}}."""
+    from funfactory.model.checkpoint import load_model
+
+    out = {}
+    for name, folder in models.items():
+        model = load_model(folder)
+        out[name] = {s: decode_samples(model, samples, DecodeOptions(method="ctc"))
+                     for s, samples in sets.items()}
+    return out
+
+
 def wer(decoded: list[Decoded], ctc: bool = False) -> float:
     """Corpus WER of the transcripts (`ctc`: of the CTC hypotheses from the same pass)."""
     from funfactory.eval.scoring import score

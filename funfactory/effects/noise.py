@@ -27,18 +27,11 @@ def runs(run, sets: dict, manifest) -> dict:
 
 
 def score(models: dict, sets: dict) -> dict:
-    from funfactory.model.checkpoint import load_model
-    from funfactory.model.decode import DecodeOptions
-
     noisy = decoding.read_set(sets["noisy-test"], lambda m: not decoding.is_noise_only(m))
     clean = decoding.read_set(sets["test-clean"])
-    out = {}
-    for name, folder in models.items():
-        model = load_model(folder)
-        on_noisy = decoding.decode_samples(model, noisy, DecodeOptions(method="ctc"))
-        on_clean = decoding.decode_samples(model, clean, DecodeOptions(method="ctc"))
-        out[name] = {"noisy_test_wer": decoding.wer(on_noisy), "clean_test_wer": decoding.wer(on_clean),
-                     "examples": decoding.examples(on_noisy)}
+    out = {name: {"noisy_test_wer": decoding.wer(d["noisy"]), "clean_test_wer": decoding.wer(d["clean"]),
+                  "examples": decoding.examples(d["noisy"])}
+           for name, d in decoding.decode_ctc(models, {"noisy": noisy, "clean": clean}).items()}
     base, treat = out["clean"]["noisy_test_wer"], out["noisy"]["noisy_test_wer"]
     relative = (base - treat) / base if base else 0.0
     return {"experiment": "noise-robust training", "section": SECTION,

@@ -27,22 +27,15 @@ def runs(run, sets: dict, manifest, without: dict) -> dict:
 
 
 def score(models: dict, sets: dict) -> dict:
-    from funfactory.model.checkpoint import load_model
-    from funfactory.model.decode import DecodeOptions
-
     noise = decoding.read_set(sets["noisy-test"], decoding.is_noise_only)
     silent = decoding.read_set(sets["silent-test"])
-    empty = noise + silent
     clean = decoding.read_set(sets["test-clean"])
     out = {}
-    for name, folder in models.items():
-        model = load_model(folder)
-        on_empty = decoding.decode_samples(model, empty, DecodeOptions(method="ctc"))
-        on_clean = decoding.decode_samples(model, clean, DecodeOptions(method="ctc"))
-        out[name] = {"hallucinated_words_per_input": decoding.hallucinated_words(on_empty),
-                     "inputs_with_words": sum(bool(d.transcript.text.strip()) for d in on_empty),
-                     "clean_test_wer": decoding.wer(on_clean),
-                     "examples": [d.transcript.text for d in on_empty if d.transcript.text][:3]}
+    for name, d in decoding.decode_ctc(models, {"empty": noise + silent, "clean": clean}).items():
+        out[name] = {"hallucinated_words_per_input": decoding.hallucinated_words(d["empty"]),
+                     "inputs_with_words": sum(bool(e.transcript.text.strip()) for e in d["empty"]),
+                     "clean_test_wer": decoding.wer(d["clean"]),
+                     "examples": [e.transcript.text for e in d["empty"] if e.transcript.text][:3]}
     base, treat = (out[n]["hallucinated_words_per_input"] for n in ("without", "with"))
     relative = (base - treat) / base if base else 0.0
     return {"experiment": "noise-only samples", "section": SECTION,

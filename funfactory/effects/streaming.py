@@ -27,20 +27,17 @@ def runs(run, sets: dict, without: dict) -> dict:
 
 
 def score(models: dict, sets: dict) -> dict:
-    from funfactory.model.checkpoint import load_model
-    from funfactory.model.decode import DecodeOptions
-
     prefixes = decoding.read_set(sets["streaming-test"])
     out = {}
-    for name, folder in models.items():
-        decoded = decoding.decode_samples(load_model(folder), prefixes, DecodeOptions(method="ctc"))
+    for name, by_set in decoding.decode_ctc(models, {"prefixes": prefixes}).items():
+        decoded = by_set["prefixes"]
         partial = [d for d in decoded if not d.meta["stream"]["final"]]
         final = [d for d in decoded if d.meta["stream"]["final"]]
         out[name] = {"streaming_wer": decoding.wer(decoded), "partial_wer": decoding.wer(partial),
                      "final_wer": decoding.wer(final), "examples": decoding.examples(partial)}
     base, treat = out["without"]["streaming_wer"], out["with"]["streaming_wer"]
     relative = (base - treat) / base if base else 0.0
-    utterances = len({d.meta["stream"]["parent_key"] for d in decoded})
+    utterances = len({s.meta["stream"]["parent_key"] for s in prefixes})
     return {"experiment": "streaming data", "section": SECTION,
             "metric": "WER under chunked (720 ms) streaming decoding, every prefix",
             "baseline_name": "without streaming prefixes", "treatment_name": "with them",
