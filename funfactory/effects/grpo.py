@@ -26,7 +26,7 @@ SETS = hotwords.SETS
 def train(run, sets: dict, sft: Path) -> dict:
     plan = run.plan
     source = even_subset(sets["hotword-train"], run.path("shards", "rl-source"), "rlsource",
-                         "train", 2 * plan.test_utterances)
+                         "train", plan.rl_utterances)
     rl = run.path("shards", "rl")
     if not any(rl.glob("*.parquet")):
         cli(run, "pipeline", "rl", "run", "--model", sft, "--set",
@@ -43,11 +43,17 @@ def train(run, sets: dict, sft: Path) -> dict:
     return {"sft": sft, "grpo": out / "final", "rl_set": rl}
 
 
-def held_out(sets: dict) -> list:
+def held_out(sets: dict, count: int) -> list:
+    """`count` hotword test utterances and a third as many noise-only test inputs, at even
+    strides (every voice and noise collection)."""
     from funfactory.training.grpo import RLUtterance
 
-    samples = (decoding.read_set(sets["hotword-test"], lambda m: m["task"] == "hotword")
-               + decoding.read_set(sets["noisy-test"], decoding.is_noise_only))
+    def even(samples: list, n: int) -> list:
+        return samples[::max(1, len(samples) // max(1, n))][:n]
+
+    samples = (even(decoding.read_set(sets["hotword-test"], lambda m: m["task"] == "hotword"), count)
+               + even(decoding.read_set(sets["noisy-test"], decoding.is_noise_only),
+                      max(1, count // 3)))
     utterances = []
     for s in samples:
         u = RLUtterance.from_sample(s.key, s.meta, s.audio)
@@ -64,7 +70,7 @@ def score(run, models: dict, sets: dict) -> dict:
     from funfactory.training.rollout import SamplingConfig, TransformersRollout
     from funfactory.training.trainer import read_metrics
 
-    utterances = held_out(sets)
+    utterances = held_out(sets, run.plan.grpo_held_out)
     speech = [i for i, u in enumerate(utterances) if u.reference.strip()]
     out = {}
     for name in ("sft", "grpo"):

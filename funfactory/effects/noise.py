@@ -38,7 +38,7 @@ def score(models: dict, sets: dict) -> dict:
             "metric": "WER on noisy test (unseen noise sources)",
             "baseline_name": "clean speech only", "treatment_name": "+ augment shards + online noise",
             "baseline": base, "treatment": treat,
-            "change": f"{100 * relative:+.1f} % relative lower" if relative >= 0
+            "change": f"{100 * relative:.1f} % relative lower" if relative >= 0
             else f"{-100 * relative:.1f} % relative higher",
             "target": ">= 10 % relative lower", "met": relative >= 0.10,
             "utterances": {"noisy test": len(noisy), "clean test": len(clean)},

@@ -58,6 +58,16 @@ def bar_chart(row: dict, out: Path) -> Path:
     return out
 
 
+def merged(out: Path, rows: list[dict], order) -> list[dict]:
+    """`rows` with the rows of experiments an earlier run in `out` finished and this one did
+    not run, in `order` (so `--only X` updates X's row and keeps the others)."""
+    path = out / "effects.json"
+    earlier = json.loads(path.read_text(encoding="utf-8"))["experiments"] if path.is_file() else []
+    ran = {r["key"] for r in rows}
+    kept = [r for r in earlier if r.get("key") in order and r["key"] not in ran]
+    return sorted(kept + rows, key=lambda r: list(order).index(r["key"]))
+
+
 def write(out: Path, rows: list[dict], header: dict) -> str:
     """effects.md, effects.json and one PNG per finished experiment under `out`."""
     table = markdown(rows, header)

@@ -60,12 +60,13 @@ def run_effects(run: EffectsRun, speech: Path | None = None, only=EXPERIMENTS,
     def step(name: str, work) -> None:
         say(f"{name}: training and scoring")
         try:
-            rows.append(work())
+            rows.append({"key": name, **work()})
         except Exception as e:  # recorded in the table and in the exit code, not swallowed
-            rows.append({"experiment": name, "section": "", "error": f"{type(e).__name__}: {e}"})
+            rows.append({"key": name, "experiment": name, "section": "",
+                         "error": f"{type(e).__name__}: {e}"})
             say(f"{name} failed: {type(e).__name__}: {e}")
         header["wall_minutes"] = round((time.monotonic() - started) / 60, 1)
-        table = report.write(run.out, rows, header)
+        table = report.write(run.out, report.merged(run.out, rows, EXPERIMENTS), header)
         if readme is not None:
             report.update_readme(readme, table)
         say(f"{name} done:\n{table}")
