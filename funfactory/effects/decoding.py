@@ -27,6 +27,11 @@ def read_set(shards: Path, keep: Callable[[dict], bool] | None = None) -> list:
     return [s for s in ShardReader(shards) if keep is None or keep(s.meta)]
 
 
+def even(samples: list, count: int) -> list:
+    """`count` of `samples` at even strides (every voice and noise collection)."""
+    return samples[::max(1, len(samples) // max(1, count))][:count]
+
+
 def decode_samples(model, samples: list, options: DecodeOptions,
                    prompt: Callable[[dict], dict] | None = None) -> list[Decoded]:
     from funfactory.model.decode import transcribe

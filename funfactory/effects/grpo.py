@@ -48,12 +48,10 @@ def held_out(sets: dict, count: int) -> list:
     strides (every voice and noise collection)."""
     from funfactory.training.grpo import RLUtterance
 
-    def even(samples: list, n: int) -> list:
-        return samples[::max(1, len(samples) // max(1, n))][:n]
-
-    samples = (even(decoding.read_set(sets["hotword-test"], lambda m: m["task"] == "hotword"), count)
-               + even(decoding.read_set(sets["noisy-test"], decoding.is_noise_only),
-                      max(1, count // 3)))
+    samples = (decoding.even(decoding.read_set(sets["hotword-test"],
+                                               lambda m: m["task"] == "hotword"), count)
+               + decoding.even(decoding.read_set(sets["noisy-test"], decoding.is_noise_only),
+                               max(1, count // 3)))
     utterances = []
     for s in samples:
         u = RLUtterance.from_sample(s.key, s.meta, s.audio)

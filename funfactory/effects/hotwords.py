@@ -35,9 +35,10 @@ def score(run, folder, sets: dict) -> dict:
     from funfactory.model.decode import DecodeOptions
     from funfactory.model.hotword import HotwordIndex, tokenizer_word_pieces
 
-    samples = decoding.read_set(sets["hotword-test"], lambda m: m["task"] == "hotword")
+    listed = decoding.read_set(sets["hotword-test"], lambda m: m["task"] == "hotword")
+    samples = decoding.even(listed, run.plan.hotword_test_utterances)
     model = load_model(folder)
-    index = HotwordIndex(vocabulary(samples), tokenizer_word_pieces(model.tokenizer))
+    index = HotwordIndex(vocabulary(listed), tokenizer_word_pieces(model.tokenizer))
     true = [[h["text"] for h in s.meta["hotword"]["true"]] for s in samples]
     no_list = lambda meta: {**meta, "prompt": {**meta["prompt"], "hotwords": []}}  # noqa: E731
     out = {}

@@ -21,6 +21,7 @@ class EffectsPlan:
     grpo_utterances_per_step: int
     grpo_lr: float
     rl_utterances: int  # hotword training samples the RL pipeline selects from
+    hotword_test_utterances: int  # hotword test utterances decoded (the vocabulary: every list's)
     grpo_held_out: int  # held-out RL set: this many hotword test utterances, a third as many noise-only
     train_utterances: int  # the training speech every run reads: an even subset (every voice)
     subset: int  # training utterances the streaming, hotword and RL pipelines read
@@ -38,13 +39,14 @@ PLANS = {
     "full": EffectsPlan(model_size="cpu", ctc_steps=120, ctc_lr=2e-3, ctc_batch_seconds=20,
                         llm_steps=30, llm_lr=2e-3, llm_batch_seconds=12, grpo_steps=16,
                         grpo_group_size=4, grpo_utterances_per_step=2, grpo_lr=5e-5,
-                        rl_utterances=32, grpo_held_out=24, train_utterances=192, subset=96,
-                        test_utterances=48, online_noise_fraction=0.1, streaming_weight=0.3,
+                        rl_utterances=32, hotword_test_utterances=16, grpo_held_out=16,
+                        train_utterances=192, subset=96, test_utterances=48, online_noise_fraction=0.1, streaming_weight=0.3,
                         max_new_tokens=32),
     "tiny": EffectsPlan(model_size="tiny", ctc_steps=3, ctc_lr=2e-3, ctc_batch_seconds=12,
                         llm_steps=2, llm_lr=2e-3, llm_batch_seconds=12, grpo_steps=2,
                         grpo_group_size=2, grpo_utterances_per_step=2, grpo_lr=1e-4,
-                        rl_utterances=4, grpo_held_out=2, train_utterances=5, subset=4, test_utterances=3, silent_inputs=2,
+                        rl_utterances=4, hotword_test_utterances=2, grpo_held_out=2,
+                        train_utterances=5, subset=4, test_utterances=3, silent_inputs=2,
                         max_new_tokens=8),
 }
 
