@@ -69,6 +69,7 @@ def test_the_readme_block_is_replaced_between_its_markers(tiny_effects, tmp_path
     readme = tiny_effects[2]
     text = readme.read_text(encoding="utf-8")
     assert "old table" not in text and "| noise-robust training (5.2, Table 4) |" in text
+    assert "| grpo | not run |" in text
     assert text.startswith("# top\n") and text.endswith(f"{END}\n\n## next section\n")
     bare = tmp_path / "README.md"
     bare.write_text("# no markers\n", encoding="utf-8")

@@ -19,10 +19,10 @@ def _verdict(row: dict) -> str:
     return "yes" if row["met"] else "**no**"
 
 
-def markdown(rows: list[dict], header: dict) -> str:
-    lines = [f"Run of {header['date']}: plan `{header['plan']}`, model size "
-             f"`{header['model_size']}`, seed {header['seed']}; {header['wall_minutes']} minutes "
-             f"wall time on {header['cores']} cores (a shared machine). Steps per run: "
+def markdown(rows: list[dict], header: dict, order=()) -> str:
+    lines = [f"Written {header['date']}: plan `{header['plan']}`, model size "
+             f"`{header['model_size']}`, seed {header['seed']}; the last process ran "
+             f"{header['wall_minutes']} minutes on {header['cores']} cores. Steps per run: "
              f"{header['steps']}.", "",
              "| experiment (report section) | metric | baseline | treatment | change | target met "
              "| utterances |",
@@ -36,6 +36,8 @@ def markdown(rows: list[dict], header: dict) -> str:
                      f"{row['baseline_name']}: {row['baseline']} | {row['treatment_name']}: "
                      f"{row['treatment']} | {row['change']} | {_verdict(row)} (target: "
                      f"{row['target']}) | {_counts(row)} |")
+    done = {r.get("key") for r in rows}
+    lines += [f"| {key} | not run | | | | | |" for key in order if key not in done]
     return "\n".join(lines) + "\n"
 
 
@@ -68,9 +70,10 @@ def merged(out: Path, rows: list[dict], order) -> list[dict]:
     return sorted(kept + rows, key=lambda r: list(order).index(r["key"]))
 
 
-def write(out: Path, rows: list[dict], header: dict) -> str:
-    """effects.md, effects.json and one PNG per finished experiment under `out`."""
-    table = markdown(rows, header)
+def write(out: Path, rows: list[dict], header: dict, order=()) -> str:
+    """effects.md, effects.json and one PNG per finished experiment under `out`; experiments
+    of `order` with no row are listed as not run."""
+    table = markdown(rows, header, order)
     (out / "effects.md").write_text("# Data effects in miniature\n\n" + table, encoding="utf-8")
     for row in rows:
         if "error" not in row:

@@ -66,7 +66,8 @@ def run_effects(run: EffectsRun, speech: Path | None = None, only=EXPERIMENTS,
                          "error": f"{type(e).__name__}: {e}"})
             say(f"{name} failed: {type(e).__name__}: {e}")
         header["wall_minutes"] = round((time.monotonic() - started) / 60, 1)
-        table = report.write(run.out, report.merged(run.out, rows, EXPERIMENTS), header)
+        table = report.write(run.out, report.merged(run.out, rows, EXPERIMENTS), header,
+                             EXPERIMENTS)
         if readme is not None:
             report.update_readme(readme, table)
         say(f"{name} done:\n{table}")
