@@ -19,5 +19,10 @@ test-all: setup
 bench: setup
 	$(PY) -m bench.run_all
 
+# The report's data effects in miniature, as paired runs (docs/effects.md); about an hour on 2 cores.
+.PHONY: effects
+effects: setup
+	$(PY) -m funfactory.effects --out effects-out --readme README.md
+
 clean:
 	rm -rf demo-out

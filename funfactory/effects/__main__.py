@@ -1,0 +1,5 @@
+import sys
+
+from funfactory.effects.runner import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""How big an effects run is (sized by steps and utterance counts, never by time), and the run
+folder every experiment writes into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EffectsPlan:
+    model_size: str  # `cpu` (pretrained Whisper encoder + SmolLM2) or `tiny` (random, for tests)
+    ctc_steps: int  # optimiser steps of every CTC-head run (stage 5)
+    ctc_lr: float
+    ctc_batch_seconds: float
+    llm_steps: int  # steps of the `hypothesis_lora` run the hotword and GRPO experiments share
+    llm_lr: float
+    llm_batch_seconds: float
+    grpo_steps: int
+    grpo_group_size: int
+    grpo_utterances_per_step: int
+    grpo_lr: float
+    rl_utterances: int  # hotword training samples the RL pipeline selects from
+    hotword_test_utterances: int  # hotword test utterances decoded (the vocabulary: every list's)
+    grpo_held_out: int  # held-out RL set: this many hotword test utterances, a third as many noise-only
+    train_utterances: int  # the training speech every run reads: an even subset (every voice)
+    subset: int  # training utterances the streaming, hotword and RL pipelines read
+    test_utterances: int  # held-out utterances in each test set
+    online_noise_fraction: float = 0.1  # share of training samples mixed with noise on the fly
+    noise_only_share: float = 0.25  # noise-only samples per training utterance (section 5.6)
+    noise_only_weight: float = 0.15  # their stream's draw weight against the speech streams
+    streaming_weight: float = 0.5  # the streaming-prefix stream's draw weight
+    hotword_weight: float = 0.5  # the hotword stream's draw weight in the LLM run
+    silent_inputs: int = 8  # digital silence and near-silent dither clips in the noise-only test
+    max_new_tokens: int = 48
+
+
+PLANS = {
+    "full": EffectsPlan(model_size="cpu", ctc_steps=120, ctc_lr=2e-3, ctc_batch_seconds=20,
+                        llm_steps=30, llm_lr=2e-3, llm_batch_seconds=12, grpo_steps=16,
+                        grpo_group_size=4, grpo_utterances_per_step=2, grpo_lr=5e-5,
+                        rl_utterances=32, hotword_test_utterances=16, grpo_held_out=16,
+                        train_utterances=192, subset=96, test_utterances=48, online_noise_fraction=0.1, streaming_weight=0.3,
+                        max_new_tokens=32),
+    "tiny": EffectsPlan(model_size="tiny", ctc_steps=3, ctc_lr=2e-3, ctc_batch_seconds=12,
+                        llm_steps=2, llm_lr=2e-3, llm_batch_seconds=12, grpo_steps=2,
+                        grpo_group_size=2, grpo_utterances_per_step=2, grpo_lr=1e-4,
+                        rl_utterances=4, hotword_test_utterances=2, grpo_held_out=2,
+                        train_utterances=5, subset=4, test_utterances=3, silent_inputs=2,
+                        max_new_tokens=8),
+}
+
+
+class EffectsRun:
+    """The output folder, seed and plan of one `make effects` run; `commands` lists every
+    `funfactory` command line it ran (written to `commands.sh`)."""
+
+    def __init__(self, out: Path, plan: EffectsPlan, seed: int = 0):
+        self.out = Path(out)
+        self.plan = plan
+        self.seed = seed
+        self.commands: list[str] = []
+
+    def path(self, *parts) -> Path:
+        return self.out.joinpath(*(str(p) for p in parts))
