@@ -20,8 +20,8 @@ import yaml
 
 # (run name, stage, optimiser steps, learning rate, validate every, seconds of audio per batch)
 RUNS = (
-    ("cpu-ctc", "ctc", 400, 2e-3, 100, 40),
-    ("cpu-llm", "hypothesis_lora", 40, 2e-3, 20, 16),
+    ("cpu-ctc", "ctc", 600, 2e-3, 100, 40),
+    ("cpu-llm", "hypothesis_lora", 160, 2e-3, 40, 16),
 )
 VAL_UTTERANCES = 48
 
