@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -152,6 +153,22 @@ def open_write(location: str | Path) -> Iterator:
         f.closed = True  # nothing to publish: an unfinished upload is dropped, not completed
         raise
     f.close()
+
+
+_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.partial$")
+
+
+def remove_partials(folder: str | Path) -> int:
+    """Remove the temporary files :func:`open_write` leaves under a local ``folder`` when its
+    process is killed mid-write (a killed run's), and count them; an object store keeps none."""
+    if not is_local(folder):
+        return 0
+    root = Path(url_of(folder))
+    stale = [p for p in root.rglob("*.partial") if _PARTIAL_RE.match(p.name)] if root.is_dir() \
+        else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def as_location(location: str | Path) -> Path | str:

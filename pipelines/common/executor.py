@@ -111,6 +111,8 @@ def run_job(job: Job, options=None, restart: bool = False, echo=print) -> JobRes
     if restart:
         remove_split(job.out_dir, job.dataset, job.split)
     work.pin(job.config_sha256, restart=restart)
+    # a killed run's writers leave temporary files; the units they wrote are redone
+    stale = storage.remove_partials(work.path) + storage.remove_partials(job.out_dir)
     units = sorted(job.unit_ids)
     done = done_units(work.path) & set(units)
     todo = [u for u in units if u not in done]
@@ -137,6 +139,7 @@ def run_job(job: Job, options=None, restart: bool = False, echo=print) -> JobRes
         report = RunReport.build(job.name, manifests, wall_seconds=wall, shards=len(pack.shards))
     report.extra.setdefault("beam_counters", dict(sorted(counters.items())))
     report.extra.update({"config_sha256": job.config_sha256, "units_run_now": len(todo),
+                         "partials_removed": stale,
                          "shards_written_now": len(pack.written),
                          "parts_removed_now": pack.parts_removed})
     report.write(job.reports, job.out_dir)
