@@ -64,7 +64,7 @@ STAGES = [
     Stage("noisy_test", demo_stages.noisy_test, "test set mixed with held-out test noise"),
     Stage("verify", demo_stages.verify, "every shard set against its index"),
     Stage("stats", demo_stages.stats, "hours and counts per dataset, task, language"),
-    Stage("speech", demo_stages.speech, "tens of minutes of TTS speech with known text: 4 "
+    Stage("speech", demo_stages.speech, "tens of minutes of TTS speech with known text: 5 "
           "training voices, held-out sentences, an unseen voice"),
     Stage("model", demo_stages.model, "the cpu recogniser: Whisper encoder, CTC head, SmolLM2 "
           "reading the CTC hypothesis (2, 4.1, 4.2)"),
@@ -122,6 +122,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo-out", help="output folder (reused by a second run)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", choices=("tiny", "default"), default="tiny",
-                   help="corpus size: tiny (about a minute of speech; the 20-minute demo) or "
+                   help="corpus size: tiny (about a minute of speech; the default) or "
                         "default (about 7 minutes; a longer run)")
     p.set_defaults(func=lambda args: run_demo(Path(args.out), args.seed, args.scale) and 0)
