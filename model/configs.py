@@ -138,6 +138,9 @@ class ModelConfig:
     instruction: str = "Transcribe the audio."
     ctc_weight: float = 1.0  # loss = ctc_weight * CTC + llm_weight * LLM cross-entropy
     llm_weight: float = 1.0
+    # Decoding: LLM transcripts per utterance (greedy + samples), the CTC head choosing among
+    # them (model/rescoring.py); 1: the greedy transcript alone.
+    decode_candidates: int = 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -196,7 +199,8 @@ def _cpu() -> ModelConfig:
         instruction="Transcribe the audio. Correct the CTC hypothesis where it is misspelled.",
         masking=MaskingConfig(time_masks_per_second=1.0, max_time_frames=8, channel_masks=2,
                               max_channels=64),
-        ctc_text="plain", ctc_hypothesis_in_prompt=True, hypothesis_noise=0.15)
+        ctc_text="plain", ctc_hypothesis_in_prompt=True, hypothesis_noise=0.15,
+        decode_candidates=9)
 
 
 SIZES = {"tiny": _tiny, "cpu": _cpu, "nano": _nano, "full": _full}

@@ -2,7 +2,10 @@
 
 `transcribe(model, waveforms)` pads a batch of 16 kHz float32 waveforms, encodes them once, takes
 the CTC best path (with token timestamps), retrieves hotword candidates from that hypothesis when a
-`HotwordIndex` is given, builds each utterance's prompt and generates with the LLM.
+`HotwordIndex` is given, builds each utterance's prompt and generates with the LLM. With
+`candidates` > 1 (`DecodeOptions.candidates`, else the model config's `decode_candidates`) the
+LLM's greedy transcript and `candidates - 1` samples are rescored by the CTC head
+(`rescoring.py`).
 `decode_encoding` is the part after the encoder, shared with streaming so that a stream's final
 result goes through exactly the offline path.
 """
@@ -10,6 +13,7 @@ result goes through exactly the offline path.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +25,7 @@ from funfactory.model.asr import AudioEncoding, FunASRModel
 from funfactory.model.ctc import CTCHypothesis, ctc_greedy
 from funfactory.model.hotword import HotwordIndex
 from funfactory.model.llm import Prompt, generate
+from funfactory.model.rescoring import choose_by_ctc
 
 METHODS = ("ctc", "llm")
 
@@ -37,6 +42,10 @@ class DecodeOptions:
     top_p: float = 1.0
     top_k: int = 0
     seed: int | None = None
+    # LLM transcripts per utterance, rescored by the CTC head (rescoring.py); None: the model
+    # config's `decode_candidates`. Greedy decoding only: sampling returns one sample.
+    candidates: int | None = None
+    candidate_temperature: float = 0.8
 
 
 @dataclass
@@ -44,6 +53,7 @@ class Transcript:
     text: str
     ctc: CTCHypothesis
     hotwords: list[str] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)  # the LLM's transcripts, greedy first
 
 
 def waveform_batch(waveforms: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +91,19 @@ def decode_encoding(model: FunASRModel, enc: AudioEncoding, options: DecodeOptio
     texts = generate(model.llm, model.tokenizer, inputs, max_new_tokens=options.max_new_tokens,
                      do_sample=options.do_sample, temperature=options.temperature,
                      top_p=options.top_p, top_k=options.top_k, seed=options.seed)
-    return [Transcript(t, h, p.hotwords) for t, h, p in zip(texts, hyps, built)]
+    n = options.candidates if options.candidates is not None else model.config.decode_candidates
+    if n > 1 and not options.do_sample:
+        # a sample half again as long as the longest greedy transcript corrects none of them
+        longest = max(len(model.tokenizer.encode(t, add_special_tokens=False)) for t in texts)
+        sampled = generate(model.llm, model.tokenizer, inputs,
+                           max_new_tokens=min(options.max_new_tokens, math.ceil(1.5 * longest) + 4),
+                           do_sample=True, temperature=options.candidate_temperature,
+                           seed=options.seed or 0, num_return_sequences=n - 1)
+        candidates = [[t] + sampled[i * (n - 1):(i + 1) * (n - 1)] for i, t in enumerate(texts)]
+        chosen = choose_by_ctc(model, enc.ctc_log_probs, enc.encoded_lengths, candidates)
+        return [Transcript(t, h, p.hotwords, c)
+                for t, h, p, c in zip(chosen, hyps, built, candidates)]
+    return [Transcript(t, h, p.hotwords, [t]) for t, h, p in zip(texts, hyps, built)]
 
 
 def transcribe(model: FunASRModel, waveforms: Sequence[np.ndarray], options: DecodeOptions | None = None,

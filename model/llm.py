@@ -157,10 +157,20 @@ def build_llm_inputs(llm, tokenizer, template: PromptTemplate, audio_embeds: tor
     return LLMInputs(inputs, mask, labels if targets is not None else None, spans)
 
 
+def _prefill(llm, embeds: torch.Tensor, mask: torch.Tensor):
+    """The KV cache of a left-padded prompt, with the positions `generate` gives it."""
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    return llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True).cache
+
+
 def generate(llm, tokenizer, inputs: LLMInputs, max_new_tokens: int = 128, do_sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-             seed: int | None = None) -> list[str]:
-    """Greedy or sampled continuation of left-padded `inputs`, stopping at <|im_end|>."""
+             seed: int | None = None, num_return_sequences: int = 1) -> list[str]:
+    """Greedy or sampled continuation of left-padded `inputs`, stopping at <|im_end|>; with
+    `num_return_sequences` samples, those of each input are consecutive, and the prompt is run
+    through the LLM once for all of them (its keys and values copied per sample: the prompt,
+    mostly audio tokens, is most of the work). A `seed` fixes the samples without touching the
+    caller's random state."""
     from transformers import GenerationConfig
 
     stops = stop_token_ids(tokenizer)
@@ -170,10 +180,16 @@ def generate(llm, tokenizer, inputs: LLMInputs, max_new_tokens: int = 128, do_sa
         **({"temperature": temperature, "top_p": top_p, "top_k": top_k} if do_sample else {}))
     if inputs.attention_mask[:, -1].min() == 0:
         raise FunfactoryError("generation needs left-padded inputs: build_llm_inputs(padding_side='left')")
-    if seed is not None:
-        torch.manual_seed(seed)
-    with torch.no_grad():
-        out = llm.generate(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+    embeds, mask, cache = inputs.inputs_embeds, inputs.attention_mask, None
+    with torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if num_return_sequences > 1:
+            cache = _prefill(llm, embeds[:, :-1], mask[:, :-1])
+            cache.batch_repeat_interleave(num_return_sequences)
+            embeds = embeds.repeat_interleave(num_return_sequences, dim=0)
+            mask = mask.repeat_interleave(num_return_sequences, dim=0)
+        if seed is not None:
+            torch.manual_seed(seed)
+        out = llm.generate(inputs_embeds=embeds, attention_mask=mask, cache=cache,
                            generation_config=config)
     texts = []
     for row in out.tolist():

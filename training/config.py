@@ -93,6 +93,9 @@ class RunConfig:
     val_max_utterances: int = 200
     val_batch_size: int = 8
     decode_method: str = "llm"  # llm | ctc, for validation transcripts
+    # LLM transcripts per validation utterance, rescored by the CTC head (model/rescoring.py);
+    # 1 (greedy) keeps validation cheap, 0 takes the model config's `decode_candidates`
+    val_candidates: int = 1
     resume: bool = True  # continue from the latest checkpoint in out_dir when there is one
     distributed: str = "ddp"  # ddp | fsdp (only used under torchrun)
     threads: int = 0  # torch.set_num_threads when > 0

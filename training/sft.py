@@ -145,9 +145,10 @@ class SFTTask:
         method = "ctc" if self.stage.name == "ctc" else self.config.run.decode_method
         refs, hyps, ctc_hyps, languages = {}, {}, {}, set()
         size = self.config.run.val_batch_size
+        options = DecodeOptions(method=method, candidates=self.config.run.val_candidates or None)
         for i in range(0, len(samples), size):
             chunk = samples[i:i + size]
-            out = transcribe(model, [s.audio for s in chunk], DecodeOptions(method=method),
+            out = transcribe(model, [s.audio for s in chunk], options,
                              prompts=[s.meta.get("prompt") for s in chunk])
             for sample, transcript in zip(chunk, out):
                 refs[sample.key], hyps[sample.key] = sample.meta["text"], transcript.text

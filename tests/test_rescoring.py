@@ -1,0 +1,127 @@
+"""LLM candidates rescored by the CTC head: the likelihood against brute force over every
+alignment, the choice, and decoding with candidates on a real (tiny) model."""
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from funfactory.model.ctc import BLANK
+from funfactory.model.decode import DecodeOptions, transcribe, waveform_batch
+from funfactory.model.llm import generate
+from funfactory.model.rescoring import choose_by_ctc, ctc_log_likelihoods
+from tests.conftest_model import tiny_model
+
+
+def _collapse(path):
+    out, previous = [], BLANK
+    for token in path:
+        if token != BLANK and token != previous:
+            out.append(token)
+        previous = token
+    return tuple(out)
+
+
+def test_ctc_likelihood_equals_the_sum_over_every_alignment():
+    torch.manual_seed(0)
+    frames, vocab = 6, 3
+    log_probs = torch.log_softmax(torch.randn(2, frames, vocab, dtype=torch.float64) * 2, dim=-1)
+    lengths = torch.tensor([6, 4])
+    targets = [(), (1,), (2, 1), (1, 1), (1, 2, 1), (2, 2, 2, 2)]
+    owners = [b for b in (0, 1) for _ in targets]
+    got = ctc_log_likelihoods(log_probs, lengths, owners, [list(t) for t in targets] * 2)
+    for k, (b, target) in enumerate(zip(owners, targets * 2)):
+        n = int(lengths[b])
+        probs = log_probs[b, :n].exp()
+        total = sum(math.prod(float(probs[t, s]) for t, s in enumerate(path))
+                    for path in itertools.product(range(vocab), repeat=n)
+                    if _collapse(path) == target)
+        if total == 0.0:
+            assert got[k] == float("-inf"), (b, target)  # (2, 2, 2, 2) needs 7 frames
+        else:
+            assert math.exp(got[k]) == pytest.approx(total, rel=1e-9), (b, target)
+
+
+def _peaky(model, text: str, frames: int = 40) -> torch.Tensor:
+    """CTC log-probs that spell `text` with high confidence, a blank between tokens."""
+    ids = model.ctc_vocab.encode(model.ctc_target(text))
+    logits = torch.full((frames, len(model.ctc_vocab)), -8.0)
+    logits[:, BLANK] = 0.0
+    for k, token in enumerate(ids):
+        logits[2 * k + 1, token] = 4.0
+    return torch.log_softmax(logits, dim=-1).unsqueeze(0)
+
+
+def test_the_ctc_head_chooses_the_candidate_it_heard_and_the_first_on_a_tie():
+    model = tiny_model(texts=("hello world", "help the word"))
+    log_probs, lengths = _peaky(model, "hello world"), torch.tensor([40])
+    assert choose_by_ctc(model, log_probs, lengths,
+                         [["help the word", "hello world", "hello", "world hello"]]) == ["hello world"]
+    plain = dataclasses.replace(model.config, ctc_text="plain")
+    model.config = plain  # the head hears plain text: case and punctuation cost nothing
+    assert choose_by_ctc(model, log_probs, lengths, [["Hello, world!", "hello world"]]) == ["Hello, world!"]
+
+
+def test_decoding_with_candidates_is_deterministic_and_leaves_the_callers_random_state():
+    model = tiny_model()
+    audio = [np.random.default_rng(k).standard_normal(16000 + 4000 * k).astype(np.float32) * 0.1
+             for k in range(2)]
+    options = DecodeOptions(method="llm", max_new_tokens=6, candidates=4)
+    torch.manual_seed(7)
+    first = transcribe(model, audio, options)
+    after = torch.rand(3)
+    torch.manual_seed(7)
+    again = transcribe(model, audio, options)
+    assert [t.text for t in first] == [t.text for t in again]
+    assert torch.equal(torch.rand(3), after)
+    # brute force: the greedy text and the 3 samples of each utterance, each scored on its own
+    greedy = transcribe(model, audio, dataclasses.replace(options, candidates=1))
+    batch, lengths = waveform_batch(audio)
+    with torch.no_grad():
+        enc = model.encode_audio(batch, lengths)
+    inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, [None, None],
+                                    padding_side="left")
+    longest = max(len(model.tokenizer.encode(t.text, add_special_tokens=False)) for t in greedy)
+    cap = min(6, math.ceil(1.5 * longest) + 4)  # samples stop at 1.5 times the greedy length
+    samples = generate(model.llm, model.tokenizer, inputs, max_new_tokens=cap, do_sample=True,
+                       temperature=options.candidate_temperature, seed=0, num_return_sequences=3)
+    for b, (chosen, plain) in enumerate(zip(first, greedy)):
+        texts = [plain.text] + samples[3 * b:3 * b + 3]
+        scores = [ctc_log_likelihoods(enc.ctc_log_probs, enc.encoded_lengths, [b],
+                                      [model.ctc_vocab.encode(model.ctc_target(t))])[0]
+                  for t in texts]
+        assert chosen.text == texts[int(np.argmax(scores))]
+
+
+def test_samples_share_one_prefill_and_equal_transformers_own_expansion():
+    from transformers import GenerationConfig
+
+    from funfactory.model.llm import stop_token_ids
+
+    model = tiny_model()
+    audio = [np.random.default_rng(k).standard_normal(12000 + 5000 * k).astype(np.float32) * 0.1
+             for k in range(3)]
+    batch, lengths = waveform_batch(audio)
+    with torch.no_grad():
+        enc = model.encode_audio(batch, lengths)
+    inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, [None] * 3,
+                                    padding_side="left")
+    ours = generate(model.llm, model.tokenizer, inputs, max_new_tokens=5, do_sample=True,
+                    temperature=1.5, seed=3, num_return_sequences=4)
+    stops = stop_token_ids(model.tokenizer)
+    config = GenerationConfig(max_new_tokens=5, do_sample=True, temperature=1.5, top_k=0,
+                              top_p=1.0, num_return_sequences=4, eos_token_id=stops,
+                              pad_token_id=model.tokenizer.pad_token_id)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        out = model.llm.generate(inputs_embeds=inputs.inputs_embeds,
+                                 attention_mask=inputs.attention_mask, generation_config=config)
+    theirs = []
+    for row in out.tolist():
+        ids = [t for t in row[: next((k for k, t in enumerate(row) if t in stops), len(row))]]
+        theirs.append(model.tokenizer.decode(ids, skip_special_tokens=True))
+    assert len(ours) == 12 and len(set(ours)) > 1
+    assert ours == theirs
