@@ -3,7 +3,7 @@ the old mean-pairwise rule and the oracle, per language and SNR, on the calibrat
 
 The calibration set (:mod:`funfactory.pipelines.label.calibration_set`: known-text TTS from
 several voices in English, Mandarin and zh-en, in real noise at clean, 10, 5 and 0 dB, with every
-system's hypothesis; cached, about half an hour of CPU the first time) is voted with the label
+system's hypothesis; built once into the cache, see its module) is voted with the label
 job's own code (:func:`funfactory.pipelines.label.vote.decide`, default config: each language's
 fitted threshold), each language and condition as one job with its own reliability estimate (the
 Dawid-Skene EM). Per language and condition it prints:
@@ -148,7 +148,8 @@ def _table(voted: list[dict]) -> tuple[list[str], dict]:
             systems = ", ".join(f"{s} {100 * r:.1f}" for s, r in f["systems"].items())
             lines.append(
                 f"| {language} | {condition} | {f['n']} | {systems} | {100 * f['chosen']:.1f} | "
-                f"{100 * f['kept_yield']:.0f} % ({f['kept_count']}) / {100 * f['kept_error']:.1f} / "
+                f"{100 * f['kept_yield']:.0f} % ({f['kept_count']}) / "
+                f"{100 * f['kept_error']:.1f} / "
                 f"{100 * f['labelable_kept']:.0f} % ({f['labelable_counts'][0]}/"
                 f"{f['labelable_counts'][1]}) | {100 * f['old_yield']:.0f} % / "
                 f"{100 * f['old_error']:.1f} | {100 * f['oracle_yield']:.0f} % / "

@@ -17,15 +17,16 @@ Its map and the keep threshold are fitted here and nowhere else:
 
 The plan is drawn in rounds (:data:`ROUNDS`): each round gives every voice of a language more
 sentences that no earlier round used, from its own seeded draw, so a later round adds clips and
-leaves the earlier ones as they were. ``calibration_set()`` caches each utterance's clips
-(every condition, every system's hypothesis) in ``cache_root()/label-calibration/clips/<hash>.json``,
-the hash over everything that makes them (utterance, conditions, level, seed, backends), and builds
-only the missing ones, a few utterances at a time (a file lock guards concurrent first calls; each
-file is written to a temporary name and renamed, so a killed build keeps what it finished). Same
-plan, same records. ``python -m funfactory.pipelines.label.calibration_set`` builds it and prints
-its progress. Size: 456 clips (288 English with three systems: six voices, twelve sentences each,
-four conditions; 168 Mandarin and zh-en with Whisper base: seven voices, six sentences each). The
-first round (228 clips) took about 17 CPU minutes; the second round about 12 more.
+leaves the earlier ones as they were. ``calibration_set()`` caches each utterance's clips (every
+condition, every system's hypothesis) in ``cache_root()/label-calibration/clips/<hash>.json``,
+the hash over everything that makes them (utterance, conditions, level, seed, backends), and
+builds only the missing ones, a few utterances at a time (a file lock guards concurrent first
+calls; each file is written to a temporary name and renamed, so a killed build keeps what it
+finished). Same plan, same records. ``python -m funfactory.pipelines.label.calibration_set``
+builds it and prints its progress. Size: 456 clips (288 English with three systems: six voices,
+twelve sentences each, four conditions; 168 Mandarin and zh-en with Whisper base: seven
+voice-language pairs, six sentences each). The first round (228 clips) took about 17 CPU
+minutes; the second (228 clips) 24 wall minutes on two cores shared with model training.
 """
 
 from __future__ import annotations

@@ -179,7 +179,8 @@ class ConfidenceModel:
                    own_evidence_weight=float(d["own_evidence_weight"]))
 
     def threshold(self, language: str) -> float:
-        """The fitted keep threshold for ``language`` (the default of ``vote.max_estimated_wer``)."""
+        """The fitted keep threshold for ``language`` (what ``vote.max_estimated_wer`` None
+        means)."""
         return self.max_estimated_wer_by_language.get(language or "", self.max_estimated_wer)
 
     def prior_error(self, system: str, label: dict, language: str) -> float:

@@ -26,10 +26,10 @@ What is fitted (:mod:`funfactory.pipelines.label.confidence`):
 - ``max_estimated_wer_by_language``: per language, the largest threshold on a 0.01 grid at which
   the kept training labels are at most ``TARGET_KEPT_WER`` in error pooled over the language's
   jobs and at most ``JOB_KEPT_WER`` in each of them that keeps ``MIN_JOB_KEPT`` or more
-  (:func:`largest_threshold`); per language,
-  because a language one system covers has a floor of its own (Whisper base's best Mandarin
-  segments are about 8 % CER here) that must not hold back the threshold of a language with
-  three; ``max_estimated_wer``: the same over every language, for a language the fit never saw.
+  (:func:`largest_threshold`); per language, because a language one system covers has a floor
+  of its own (Whisper base's best Mandarin segments are estimated at about 8 % here) that must
+  not hold back the threshold of a language with three; ``max_estimated_wer``: the same over
+  every language, for a language the fit never saw.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ JOB_KEPT_WER = 0.05
 MIN_JOB_KEPT = 20
 MIN_ROWS = 16
 OWN_EVIDENCE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-VERSION = "1"
+VERSION = "2"  # 2: label features in log units, thresholds per language
 
 
 def segment_error(reference: str, hypothesis: str, language: str) -> float:
@@ -230,10 +230,10 @@ def fit(records: list[dict]) -> dict:
 def largest_threshold(evaluated: list[dict]) -> float:
     """The largest threshold on a 0.01 grid at which the kept labels are at most
     ``TARGET_KEPT_WER`` in error pooled and at most ``JOB_KEPT_WER`` in every job (language and
-    condition) that keeps ``MIN_JOB_KEPT`` or more, brought down to the grid step above the largest estimate it keeps: a threshold
-    is not stretched over a gap where the calibration set has no segment (a language whose
-    labels are all estimated above 30 % would otherwise get 0.29). The grid's first step when
-    it keeps nothing."""
+    condition) that keeps ``MIN_JOB_KEPT`` or more, brought down to the grid step above the
+    largest estimate it keeps: a threshold is not stretched over a gap where the calibration set
+    has no segment (a language whose labels are all estimated above 30 % would otherwise get
+    0.29). The grid's first step when it keeps nothing."""
     by_job: dict[tuple, list[dict]] = {}
     for e in evaluated:
         by_job.setdefault((e["record"]["language"], e["record"]["snr_db"]), []).append(e)
