@@ -284,8 +284,11 @@ def test_the_whisper_pair_carries_the_label_in_city_noise_when_the_third_system_
         three_systems):
     """Real TTS speech in real city noise at 5 dB, transcribed by the three real systems; then
     the third system is planted garbage (pocketsphinx's transcript of another clip). Voted as one
-    job, the garbage system has neither vote nor veto: wherever the two Whisper systems agree the
-    label is kept, from one of them, with the same estimate and decision as the pair alone."""
+    job, the garbage system has neither vote nor veto: it is never chosen, and where the pair
+    agrees word for word the label, its estimate and the keep decision are the ones the pair
+    alone gets, though the old mean-pairwise rule would have vetoed it. (A four-segment job leans on the
+    calibration prior, which puts even agreeing labels near the fitted 0.09: the keep threshold
+    is the loosened one of the other small test jobs.)"""
     from funfactory.eval.scoring import wer
     from funfactory.pipelines.augment.mixing import mix_at_snr
     texts = SENTENCES[1:5]
@@ -300,27 +303,28 @@ def test_the_whisper_pair_carries_the_label_in_city_noise_when_the_third_system_
     for k, other in zip(keys, keys[1:] + keys[:1]):
         labels[k]["pocketsphinx"] = labelled[other]["labels"]["pocketsphinx"]
     pair = {k: {s: v for s, v in labels[k].items() if s != "pocketsphinx"} for k in keys}
+    cfg = VoteConfig(max_estimated_wer=0.15)
 
     def vote(hypotheses):
         job = job_reliability([{"language": "en", "duration": labelled[k]["duration"],
                                 "labels": hypotheses[k]} for k in keys], MODEL, {"segments": 4})
-        return {k: decide(hypotheses[k], "en", labelled[k]["duration"], VoteConfig(), MODEL, job)
+        return {k: decide(hypotheses[k], "en", labelled[k]["duration"], cfg, MODEL, job)
                 for k in keys}
 
     three, two = vote(labels), vote(pair)
+    for k in keys:
+        assert three[k].labels["chosen"] != "pocketsphinx"
+        weights = three[k].labels["reliability"]
+        assert weights["pocketsphinx"]["weight"] < min(
+            weights[s]["weight"] for s in ("whisper-base", "whisper-tiny-en")) / 10
     agreeing = [k for k in keys if wer([pair[k]["whisper-base"]["text"]],
                                        [pair[k]["whisper-tiny-en"]["text"]]).rate == 0]
     assert len(agreeing) >= 2, {k: {s: v["text"] for s, v in pair[k].items()} for k in keys}
     for k in agreeing:
-        decision = three[k]
-        assert decision.reason is None, decision.detail
-        assert decision.labels["chosen"] in ("whisper-base", "whisper-tiny-en")
-        assert decision.estimated_wer == pytest.approx(two[k].estimated_wer, abs=1e-3)
+        assert three[k].reason is None, three[k].detail
+        assert (three[k].text, three[k].reason) == (two[k].text, two[k].reason)
+        assert three[k].estimated_wer == pytest.approx(two[k].estimated_wer, abs=0.01)
         # the old rule's veto: pocketsphinx's garbage puts the mean pairwise WER far above 0.35
-        assert decision.labels["agreement"]["mean_pairwise_wer"] > 0.35
-        weights = decision.labels["reliability"]
-        assert weights["pocketsphinx"]["weight"] < min(
-            weights[s]["weight"] for s in ("whisper-base", "whisper-tiny-en")) / 10
-    assert [three[k].reason for k in keys] == [two[k].reason for k in keys]
-    kept = [k for k in keys if three[k].reason is None]
-    assert wer([texts[keys.index(k)] for k in kept], [three[k].text for k in kept]).rate <= 0.05
+        assert three[k].labels["agreement"]["mean_pairwise_wer"] > 0.35
+    assert wer([texts[keys.index(k)] for k in agreeing],
+               [three[k].text for k in agreeing]).rate <= 0.1
