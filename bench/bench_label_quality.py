@@ -3,19 +3,24 @@ the old mean-pairwise rule and the oracle, per language and SNR, on the calibrat
 
 The calibration set (:mod:`funfactory.pipelines.label.calibration_set`: known-text TTS from
 several voices in English, Mandarin and zh-en, in real noise at clean, 10, 5 and 0 dB, with every
-system's hypothesis; cached, about 17 CPU minutes the first time) is voted with the label job's
-own code (:func:`funfactory.pipelines.label.vote.decide`, default config), each language and
-condition as one job with its own reliability estimate (the Dawid-Skene EM). Per language and
-condition it prints:
+system's hypothesis; built once into the cache, see its module) is voted with the label
+job's own code (:func:`funfactory.pipelines.label.vote.decide`, default config: each language's
+fitted threshold), each language and condition as one job with its own reliability estimate (the
+Dawid-Skene EM). Per language and condition it prints:
 
 - each system's error rate (WER for en, CER for zh, MER for zh-en) and the chosen label's;
-- yield and error of the kept labels at the default ``vote.max_estimated_wer``, and the share of
-  *labelable* segments kept (one hypothesis within 5 % of the reference);
+- yield and error of the kept labels at the default threshold, and the share of *labelable*
+  segments kept (one hypothesis within 5 % of the reference), with counts;
 - the same for the old rule (unweighted medoid, kept when the mean pairwise error <= 0.35) and for
   the oracle (the best hypothesis per segment, kept when labelable);
-- the held-out voices apart (the fit never saw them), and the calibration of the estimate:
-  mean estimated against mean measured error over buckets of the estimate;
-- each job's EM estimate of every system's error rate against the rate measured.
+- the held-out voices apart (the fit never saw them);
+- each job's EM estimate of every system's error rate against the rate measured;
+- the same table cross-validated over voices: every voice in turn held out of the fit (in every
+  language it speaks) and voted with that fit, so every segment is judged by a model that never
+  heard its voice (nine fits, a few minutes);
+- the calibration of the estimate: mean estimated against mean measured error over buckets of
+  the estimate (a bucket under ``MIN_BUCKET`` segments merged into its neighbour), with counts,
+  for all voices, the held-out voices and the cross-validated votes.
 
 Two PNGs go to ``bench-out/``: ``label-yield.png`` (kept-label error against yield as the
 threshold varies) and ``label-reliability.png`` (estimated against measured error).
@@ -35,32 +40,46 @@ ROOT = Path(__file__).resolve().parent.parent
 OLD_MAX_DISAGREEMENT = 0.35
 LABELABLE = 0.05
 BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.01)
+MIN_BUCKET = 20
 CONDITIONS = ("clean", "10dB", "5dB", "0dB")
 SNR_ORDER = (-1.0, 10.0, 5.0, 0.0)  # the jobs' keys (fit_confidence.jobs): -1 is clean
 
 
-def _voted(records: list[dict]) -> tuple[list[dict], dict]:
-    """Every record voted as the label job votes it, each job (language and condition) with its
-    own reliability estimate; and the estimates."""
-    from funfactory.pipelines.label.confidence import job_reliability, load_model
+def _voted(records: list[dict], model) -> tuple[list[dict], dict]:
+    """Every record voted as the label job votes it with ``model``, each job (language and
+    condition) with its own reliability estimate; and the estimates."""
+    from funfactory.pipelines.label.confidence import job_reliability
     from funfactory.pipelines.label.fit_confidence import jobs
 
-    model = load_model()
     out, estimates = [], {}
     for (language, snr_db), part in jobs(records).items():
         job = job_reliability(part, model, {"segments": len(part)})
         estimates[language, snr_db] = job.languages[language]
-        out.extend(_voted_job(part, job))
+        out.extend(_voted_job(part, job, model))
     return out, estimates
 
 
-def _voted_job(records: list[dict], job) -> list[dict]:
+def _cross_validated(records: list[dict]) -> list[dict]:
+    """Every record voted with a confidence model fitted without its voice (the fit of
+    ``fit_confidence`` with that voice held out, in every language): each voice in turn is the
+    voice the fit never saw."""
+    from funfactory.pipelines.label.confidence import ConfidenceModel
+    from funfactory.pipelines.label.fit_confidence import fit
+
+    out = []
+    for voice in sorted({r["voice"] for r in records}):
+        part = [{**r, "held_out": r["voice"] == voice} for r in records]
+        voted, _ = _voted(part, ConfidenceModel.from_json(fit(part)))
+        out.extend(v for v in voted if v["held_out"])
+    return out
+
+
+def _voted_job(records: list[dict], job, model) -> list[dict]:
     from funfactory.eval.scoring import pairwise_agreement, score
-    from funfactory.pipelines.label.confidence import load_model
     from funfactory.pipelines.label.config import VoteConfig
     from funfactory.pipelines.label.vote import decide
 
-    cfg, model = VoteConfig(), load_model()
+    cfg = VoteConfig()
     out = []
     for r in records:
         language = r["language"]
@@ -106,6 +125,8 @@ def _line(items: list[dict], language: str) -> dict:
         "kept_yield": len(kept) / len(items), "kept_error": _rate(kept, "chosen_text", language),
         "labelable_kept": (sum(i["kept"] for i in labelable) / len(labelable)
                            if labelable else float("nan")),
+        "labelable_counts": (sum(i["kept"] for i in labelable), len(labelable)),
+        "kept_count": len(kept),
         "old_yield": len(old) / len(items), "old_error": _rate(old, "old_text", language),
         "oracle_yield": len(labelable) / len(items),
         "oracle_error": _rate(labelable, "oracle_text", language),
@@ -127,8 +148,10 @@ def _table(voted: list[dict]) -> tuple[list[str], dict]:
             systems = ", ".join(f"{s} {100 * r:.1f}" for s, r in f["systems"].items())
             lines.append(
                 f"| {language} | {condition} | {f['n']} | {systems} | {100 * f['chosen']:.1f} | "
-                f"{100 * f['kept_yield']:.0f} % / {100 * f['kept_error']:.1f} / "
-                f"{100 * f['labelable_kept']:.0f} % | {100 * f['old_yield']:.0f} % / "
+                f"{100 * f['kept_yield']:.0f} % ({f['kept_count']}) / "
+                f"{100 * f['kept_error']:.1f} / "
+                f"{100 * f['labelable_kept']:.0f} % ({f['labelable_counts'][0]}/"
+                f"{f['labelable_counts'][1]}) | {100 * f['old_yield']:.0f} % / "
                 f"{100 * f['old_error']:.1f} | {100 * f['oracle_yield']:.0f} % / "
                 f"{100 * f['oracle_error']:.1f} |")
     return lines, figures
@@ -154,16 +177,24 @@ def _reliability_table(voted: list[dict], estimates: dict) -> str:
 
 
 def _buckets(voted: list[dict]) -> list[tuple[float, float, int]]:
-    out = []
-    for low, high in zip(BUCKETS, BUCKETS[1:]):
-        inside = [v for v in voted if low <= v["estimated"] < high]
-        if inside:
-            out.append((float(np.mean([v["estimated"] for v in inside])),
-                        float(np.mean([v["chosen_error"] for v in inside])), len(inside)))
-    return out
+    """Mean estimate, mean measured error and count per bucket of the estimate (``BUCKETS``); a
+    bucket with fewer than ``MIN_BUCKET`` segments is merged into the one below it (the lowest
+    into the one above), so that no bucket mean rests on a handful of segments."""
+    groups = [[v for v in voted if low <= v["estimated"] < high]
+              for low, high in zip(BUCKETS, BUCKETS[1:])]
+    merged: list[list[dict]] = []
+    for group in groups:
+        if merged and (len(group) < MIN_BUCKET or len(merged[-1]) < MIN_BUCKET):
+            merged[-1] = merged[-1] + group
+        else:
+            merged.append(group)
+    if len(merged) > 1 and len(merged[-1]) < MIN_BUCKET:
+        merged[-2] += merged.pop()
+    return [(float(np.mean([v["estimated"] for v in g])),
+             float(np.mean([v["chosen_error"] for v in g])), len(g)) for g in merged if g]
 
 
-def _plots(voted: list[dict], threshold: float, out: Path) -> None:
+def _plots(voted: list[dict], cross: list[dict], thresholds: dict[str, float], out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -179,25 +210,28 @@ def _plots(voted: list[dict], threshold: float, out: Path) -> None:
                 xs.append(len(kept) / len(items))
                 ys.append(_rate(kept, "chosen_text", language))
         ax.plot(xs, [100 * y for y in ys], label=language)
-        kept = [v for v in items if v["estimated"] <= threshold]
+        kept = [v for v in items if v["kept"]]
         if kept:
             ax.plot([len(kept) / len(items)], [100 * _rate(kept, "chosen_text", language)],
                     "ko")
     ax.axhline(5.0, color="grey", linestyle=":")
     ax.set_xlabel("yield (share of segments kept)")
     ax.set_ylabel("error rate of kept labels (%)")
-    ax.set_title(f"threshold on estimated error; dots: default {threshold}")
+    ax.set_title("threshold on estimated error; dots: the fitted default (" + ", ".join(
+        f"{language} {t:g}" for language, t in thresholds.items()) + ")", fontsize=8)
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "label-yield.png", dpi=100)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    for held_out, marker in ((False, "o"), (True, "s")):
-        points = _buckets([v for v in voted if v["held_out"] == held_out])
+    for items, marker, label in (
+            ([v for v in voted if not v["held_out"]], "o", "fitted voices"),
+            ([v for v in voted if v["held_out"]], "s", "held-out voices"),
+            (cross, "^", "each voice, fit without it")):
+        points = _buckets(items)
         ax.scatter([100 * p[0] for p in points], [100 * p[1] for p in points],
-                   s=[20 + 4 * p[2] for p in points], marker=marker,
-                   label="held-out voices" if held_out else "fitted voices")
+                   s=[10 + p[2] for p in points], marker=marker, label=label, alpha=0.7)
     ax.plot([0, 100], [0, 100], "k:")
     ax.set_xlabel("estimated error (%)")
     ax.set_ylabel("measured error (%)")
@@ -210,10 +244,13 @@ def _plots(voted: list[dict], threshold: float, out: Path) -> None:
 
 def main() -> list[dict]:
     from funfactory.pipelines.label.calibration_set import calibration_set
-    from funfactory.pipelines.label.config import VoteConfig
+    from funfactory.pipelines.label.confidence import load_model
 
-    voted, estimates = _voted(calibration_set(echo=print))
-    threshold = VoteConfig().max_estimated_wer
+    records = calibration_set(echo=print)
+    model = load_model()
+    voted, estimates = _voted(records, model)
+    thresholds = {language: model.threshold(language) for language in ("en", "zh", "zh-en")}
+    print("default thresholds (fitted): " + ", ".join(f"{k} {v:g}" for k, v in thresholds.items()))
     lines, figures = _table(voted)
     print("\n".join(lines))
     held = [v for v in voted if v["held_out"]]
@@ -223,14 +260,17 @@ def main() -> list[dict]:
         for language in ("en", "zh", "zh-en")
         for items in [[v for v in held if v["language"] == language]] if items))
     print(_reliability_table(voted, estimates))
-    buckets = _buckets(voted)
-    held_buckets = _buckets(held)
-    for name, points in (("all voices", buckets), ("held-out voices", held_buckets)):
+    cross = _cross_validated(records)
+    print("each voice voted with a fit that never saw it (every voice in turn):")
+    print("\n".join(_table(cross)[0]))
+    calibration = {"all voices": _buckets(voted), "held-out voices": _buckets(held),
+                   "each voice, fit without it": _buckets(cross)}
+    for name, points in calibration.items():
         print(f"calibration, {name} (estimated -> measured %, n): " + "; ".join(
             f"{100 * e:.1f} -> {100 * m:.1f} ({n})" for e, m, n in points))
     out = ROOT / "bench-out"
     out.mkdir(exist_ok=True)
-    _plots(voted, threshold, out)
+    _plots(voted, cross, thresholds, out)
     rows = []
     for (language, condition), f in figures.items():
         name = f"label_{language}_{condition}"
@@ -251,7 +291,7 @@ def main() -> list[dict]:
             rows.append(row(name, f"EM error % {system}", 100 * figures["estimated_error"],
                             "measured", 100 * _system_rate(voted, language, snr_db, system),
                             "%"))
-    for name, points in (("all voices", buckets), ("held-out voices", held_buckets)):
+    for name, points in calibration.items():
         rows.append(row("label_calibration", f"max |estimated - measured| by bucket, {name}",
                         max(abs(e - m) for e, m, _ in points) * 100, "target", 5.0, "pt"))
     return rows

@@ -69,7 +69,8 @@ def test_em_ranks_planted_systems_and_lands_near_their_true_error_rates():
 
 def test_em_reaches_the_maximum_likelihood_a_grid_search_finds():
     """Brute force: the marginal likelihood of the slot model (every slot's true token one of
-    the tokens written there, each system right with 1 - e, else one of the other K tokens),
+    the tokens written there, each system right with 1 - e, else one of the other K tokens; the
+    planted rates are under chance, where the E-step's cap at K / (K + 1) does not act),
     evaluated on a 0.01 grid of every system's rate. EM climbs to a local maximum: no grid point
     near its rates beats them, and started from the grid's best point it stays there."""
     rates = {"a": 0.1, "b": 0.25, "c": 0.4}
@@ -109,6 +110,13 @@ def test_slot_posterior_and_posterior_error_follow_the_rates():
     aligned = align(texts, "a", "en")
     rates = {"a": 0.1, "b": 0.1, "c": 0.5}
     assert posterior_error(aligned, "a", rates) < 0.05 < posterior_error(aligned, "c", rates)
+
+
+def test_a_garbage_system_agreeing_with_a_word_never_counts_against_it():
+    # two good systems disagree; a garbage one (95 % wrong) writes what the first wrote
+    assert slot_posterior(("sun", "son", "sun"), (0.1, 0.1, 0.95))["sun"] == pytest.approx(0.5)
+    # a useful third system still decides
+    assert slot_posterior(("sun", "son", "sun"), (0.1, 0.1, 0.3))["sun"] == pytest.approx(0.7)
 
 
 def test_rover_over_the_alignment_keeps_majority_words_and_insertions():

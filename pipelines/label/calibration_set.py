@@ -15,12 +15,18 @@ Its map and the keep threshold are fitted here and nowhere else:
 - every system that covers the language transcribes every clip (the label job's default
   backends), and the hypotheses are kept with the reference text.
 
-``calibration_set()`` builds it once into ``cache_root()/label-calibration/<plan hash>/`` (a
-file lock guards concurrent first calls; the result is written to a temporary name and renamed)
-and returns the records (``python -m funfactory.pipelines.label.calibration_set`` builds it and
-prints its progress). Same plan, same records. Size: 228 clips (144 English with three
-systems: six voices, six sentences each, four conditions; 84 Mandarin and zh-en with Whisper
-base), about 17 CPU minutes (42 wall minutes on two cores shared with three other jobs).
+The plan is drawn in rounds (:data:`ROUNDS`): each round gives every voice of a language more
+sentences that no earlier round used, from its own seeded draw, so a later round adds clips and
+leaves the earlier ones as they were. ``calibration_set()`` caches each utterance's clips (every
+condition, every system's hypothesis) in ``cache_root()/label-calibration/clips/<hash>.json``,
+the hash over everything that makes them (utterance, conditions, level, seed, backends), and
+builds only the missing ones, a few utterances at a time (a file lock guards concurrent first
+calls; each file is written to a temporary name and renamed, so a killed build keeps what it
+finished). Same plan, same records. ``python -m funfactory.pipelines.label.calibration_set``
+builds it and prints its progress. Size: 456 clips (288 English with three systems: six voices,
+twelve sentences each, four conditions; 168 Mandarin and zh-en with Whisper base: seven
+voice-language pairs, six sentences each). The first round (228 clips) took about 17 CPU
+minutes; the second (228 clips) 24 wall minutes on two cores shared with model training.
 """
 
 from __future__ import annotations
@@ -40,14 +46,17 @@ from funfactory.synth.corpus import load_sentences, trim_silence
 from funfactory.synth.noise import build_real_noise
 from funfactory.synth.tts import get_voice, resample_to_16k
 
-VERSION = "2"
+VERSION = "3"
 SNRS_DB: tuple[float | None, ...] = (None, 10.0, 5.0, 0.0)
 VOICES = {"en": ("hibari-en", "espeak-en", "kokoro-alpha", "kokoro-tebukuro", "kokoro-kumo",
                   "piper-joe-en"),
           "zh": ("kokoro-alpha", "espeak-cmn", "espeak-cmn-f", "kokoro-nezumi"),
           "zh-en": ("kokoro-alpha", "espeak-cmn", "kokoro-nezumi")}
 HELD_OUT = {"en": "piper-joe-en", "zh": "kokoro-nezumi", "zh-en": "kokoro-nezumi"}
-SENTENCES_PER_VOICE = {"en": 6, "zh": 3, "zh-en": 3}
+# sentences per voice in each round; the second round doubles every language (English: 36 -> 72
+# segments per condition, where the keep rule's bars are measured)
+ROUNDS = ({"en": 6, "zh": 3, "zh-en": 3}, {"en": 6, "zh": 3, "zh-en": 3})
+UTTERANCES_PER_BUILD = 12
 SPEECH_RMS_DBFS = -23.0
 SEED = 13
 
@@ -62,16 +71,20 @@ class Utterance:
 
 
 def plan_utterances(seed: int = SEED) -> list[Utterance]:
-    """Which sentence each voice speaks: a seeded draw without replacement per language."""
-    rng = np.random.default_rng([seed, 3])
-    plan = []
-    for language, voices in VOICES.items():
-        pool = list(rng.permutation(load_sentences(language)))
-        for voice in voices:
-            for n in range(SENTENCES_PER_VOICE[language]):
-                plan.append(Utterance(
-                    key=f"{language.replace('-', '')}-{voice}-{n}", language=language,
-                    voice=voice, text=str(pool.pop()), tts_seed=int(rng.integers(2 ** 31))))
+    """Which sentence each voice speaks: per round (:data:`ROUNDS`), a seeded draw without
+    replacement per language from the sentences earlier rounds left."""
+    plan: list[Utterance] = []
+    for number, counts in enumerate(ROUNDS):
+        rng = np.random.default_rng([seed, 3 + number])
+        for language, per_voice in counts.items():
+            used = {u.text for u in plan if u.language == language}
+            first = sum(r.get(language, 0) for r in ROUNDS[:number])
+            pool = list(rng.permutation([s for s in load_sentences(language) if s not in used]))
+            for voice in VOICES[language]:
+                for n in range(first, first + per_voice):
+                    plan.append(Utterance(
+                        key=f"{language.replace('-', '')}-{voice}-{n}", language=language,
+                        voice=voice, text=str(pool.pop()), tts_seed=int(rng.integers(2 ** 31))))
     return plan
 
 
@@ -125,14 +138,15 @@ def _label(clips: list[dict], audios: list[np.ndarray], specs: list[BackendSpec]
                 clips[i]["labels"][backend.name] = transcript.as_label()
 
 
-def build(seed: int = SEED, specs: list[BackendSpec] | None = None,
-          echo=lambda *_: None) -> list[dict]:
-    """Synthesize, mix and label every clip (module docstring); returns the records."""
+def build(utterances: list[Utterance], seed: int = SEED, specs: list[BackendSpec] | None = None,
+          echo=lambda *_: None) -> dict[str, list[dict]]:
+    """Synthesize, mix and label the clips of ``utterances`` (module docstring): each
+    utterance's records, one per condition of :data:`SNRS_DB`."""
     specs = specs or default_specs()
     noise_root = cache_root() / "label-calibration" / "noise"
     noises = _noises(noise_root)
     clips, audios = [], []
-    for utterance in plan_utterances(seed):
+    for utterance in utterances:
         for snr_db, noise_id, audio in _mixtures(utterance, noises, seed):
             clips.append({"key": f"{utterance.key}-{condition_name(snr_db)}",
                           "language": utterance.language, "voice": utterance.voice,
@@ -143,7 +157,8 @@ def build(seed: int = SEED, specs: list[BackendSpec] | None = None,
         echo(f"[calibration] synthesized {utterance.key}")
     echo(f"[calibration] labelling {len(clips)} clips")
     _label(clips, audios, specs)
-    return clips
+    n = len(SNRS_DB)
+    return {u.key: clips[i * n:(i + 1) * n] for i, u in enumerate(utterances)}
 
 
 def plan_sha256(seed: int = SEED, specs: list[BackendSpec] | None = None) -> str:
@@ -153,21 +168,34 @@ def plan_sha256(seed: int = SEED, specs: list[BackendSpec] | None = None) -> str
     return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
 
 
+def utterance_sha256(utterance: Utterance, seed: int, specs: list[BackendSpec]) -> str:
+    """What makes one utterance's cached clips: the utterance, the conditions, the level, the
+    seed of the noise draws and the backends."""
+    made_of = {"utterance": asdict(utterance), "snrs": SNRS_DB, "level": SPEECH_RMS_DBFS,
+               "seed": seed, "backends": [asdict(s) for s in specs]}
+    return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
+
+
 def calibration_set(seed: int = SEED, specs: list[BackendSpec] | None = None,
                     echo=lambda *_: None) -> list[dict]:
-    """The labelled calibration set, built once into the cache (module docstring)."""
-    folder = cache_root() / "label-calibration" / plan_sha256(seed, specs)[:16]
-    path = folder / "hypotheses.jsonl"
-    if not path.is_file():
+    """The labelled calibration set, each utterance built once into the cache (module
+    docstring)."""
+    specs = specs or default_specs()
+    folder = cache_root() / "label-calibration" / "clips"
+    plan = plan_utterances(seed)
+    paths = {u.key: folder / f"{utterance_sha256(u, seed, specs)[:16]}.json" for u in plan}
+    if not all(path.is_file() for path in paths.values()):
         folder.mkdir(parents=True, exist_ok=True)
         with file_lock(folder / ".lock"):
-            if not path.is_file():
-                records = build(seed, specs, echo)
-                tmp = path.with_name(f".{path.name}.tmp")
-                tmp.write_text("".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
-                                       for r in records), encoding="utf-8")
-                tmp.replace(path)
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+            missing = [u for u in plan if not paths[u.key].is_file()]
+            for start in range(0, len(missing), UTTERANCES_PER_BUILD):
+                built = build(missing[start:start + UTTERANCES_PER_BUILD], seed, specs, echo)
+                for key, records in built.items():
+                    tmp = paths[key].with_name(f".{paths[key].name}.tmp")
+                    tmp.write_text(json.dumps(records, ensure_ascii=False, sort_keys=True),
+                                   encoding="utf-8")
+                    tmp.replace(paths[key])
+    return [r for u in plan for r in json.loads(paths[u.key].read_text(encoding="utf-8"))]
 
 
 if __name__ == "__main__":

@@ -19,10 +19,13 @@ nothing else):
    to the heavier system, then to the system name -- never to configuration order.
 3. **Label error** :func:`estimate`: the chosen label's estimated error rate (WER for ``en``, CER
    for ``zh``, mixed error rate for ``zh-en``), from its disagreement with the other systems
-   averaged by their weights, its disagreement with the nearest other hypothesis and its posterior
+   averaged by their weights, its disagreement with the nearest other hypothesis, its posterior
    error under the EM's slot model (:func:`funfactory.pipelines.label.reliability.posterior_error`,
-   with every system's error on the segment); a logistic map followed by an isotonic map, so that
-   over buckets the estimate matches the measured error. A segment with one system gets its
+   with every system's error on the segment: about half a disagreement between two equally
+   reliable systems) and the chosen system's own error on the segment (what the others cannot
+   see: errors they share); systems wrong more often than right on the segment are left out. A
+   logistic map over their logarithms followed by an isotonic map, so that over buckets the
+   estimate matches the measured error. A segment with one system gets its
    language's isotonic map of that system's own error (fitted on every calibration hypothesis taken
    alone).
 
@@ -64,11 +67,21 @@ FAMILY_FEATURES = {
     "pocketsphinx": ("log_posterior_per_second", "score", "rate_deviation", "repeats", "empty"),
     "text": ("rate_deviation", "repeats", "empty"),
 }
-# the label map reads agreement only: the systems' own scores enter through the weights. Own
-# scores shift between TTS and recorded speech (Whisper's log-probability is higher on clean TTS),
-# agreement between systems does not, and two systems agreeing word for word were right in 32 of
-# 33 calibration segments whatever their log-probability
-LABEL_FEATURES = ("weighted_disagreement", "nearest_disagreement", "posterior_error")
+# the label map reads agreement, and how error-prone the chosen system is on this segment of this
+# job (:func:`system_error`: the job's rate, moved by its own scores' distance from their job
+# mean). Raw own scores shift between TTS and recorded speech (Whisper's log-probability is higher
+# on clean TTS); the job rate and the distance from the job mean do not. The chosen system's error
+# carries what agreement cannot see: the errors the systems share (on the calibration set the two
+# Whisper systems agreeing word for word are still 2-4 % WER off the reference), and how noisy
+# the job is, which agreement alone confuses (one word of disagreement looks the same at 10 dB and
+# at 0 dB). Each enters in log units (+ ``LOG_FLOOR``): the keep decision lives among small error
+# rates, where a rate's ratio, not its difference, matters
+LABEL_FEATURES = ("log_weighted_disagreement", "log_nearest_disagreement", "log_posterior_error",
+                  "log_chosen_error")
+LOG_FLOOR = 0.01
+# a system estimated wrong more often than right on a segment says nothing about its label: it is
+# left out of the label's features (it has lost its vote and its veto in the choice already)
+VOTER_MAX_ERROR = 0.5
 
 
 def family(label: dict) -> str:
@@ -136,7 +149,8 @@ class ConfidenceModel:
     label: Logistic
     label_isotonic: Isotonic
     single_isotonic: dict[str, Isotonic]  # by language; "" for any other language
-    max_estimated_wer: float
+    max_estimated_wer: float  # for a language the fit never saw
+    max_estimated_wer_by_language: dict[str, float]
     version: str
     reliability_prior: dict[str, float]  # "system/language" (or family) -> calibration rate
     own_evidence_weight: float  # how far a segment's own scores move it off the job rate
@@ -157,9 +171,17 @@ class ConfidenceModel:
                                            tuple(d["label_isotonic"]["y"])),
                    single_isotonic={language: Isotonic(tuple(m["x"]), tuple(m["y"]))
                                     for language, m in d["single_isotonic"].items()},
-                   max_estimated_wer=float(d["max_estimated_wer"]), version=str(d["version"]),
+                   max_estimated_wer=float(d["max_estimated_wer"]),
+                   max_estimated_wer_by_language={
+                       k: float(v) for k, v in d["max_estimated_wer_by_language"].items()},
+                   version=str(d["version"]),
                    reliability_prior={k: float(v) for k, v in d["reliability_prior"].items()},
                    own_evidence_weight=float(d["own_evidence_weight"]))
+
+    def threshold(self, language: str) -> float:
+        """The fitted keep threshold for ``language`` (what ``vote.max_estimated_wer`` None
+        means)."""
+        return self.max_estimated_wer_by_language.get(language or "", self.max_estimated_wer)
 
     def prior_error(self, system: str, label: dict, language: str) -> float:
         """The system's error rate on the calibration set: the job estimate's prior."""
@@ -239,16 +261,22 @@ def choose(hypotheses: dict[str, dict], language: str, duration: float,
 
 
 def label_features(choice: Choice) -> dict[str, float]:
+    """The evidence about the chosen label (module docstring, layer 3), from the other systems
+    that are right more often than wrong on the segment (all the others when none is)."""
     others = [s for s in choice.systems if s != choice.chosen]
+    others = [s for s in others if choice.errors[s] < VOTER_MAX_ERROR] or others
     total = sum(choice.weights[s] for s in others)
-    return {
+    texts = {s: choice.texts[s] for s in others + [choice.chosen]}
+    raw = {
         "weighted_disagreement": sum(choice.weights[s] * min(choice.distance(s, choice.chosen),
                                                              1.5) for s in others) / total,
         "nearest_disagreement": min(min(choice.distance(s, choice.chosen), 1.5) for s in others),
         "posterior_error": min(posterior_error(
-            align(choice.texts, choice.chosen, choice.language or None), choice.chosen,
+            align(texts, choice.chosen, choice.language or None), choice.chosen,
             choice.errors), 1.5),
+        "chosen_error": choice.errors[choice.chosen],
     }
+    return {f"log_{k}": math.log(v + LOG_FLOOR) for k, v in raw.items()}
 
 
 def estimate(choice: Choice, model: ConfidenceModel, language: str) -> float:

@@ -55,10 +55,11 @@ class AsrConfig:
 @dataclass
 class VoteConfig:
     method: str = "medoid"  # medoid: reliability-weighted medoid | rover: weighted word vote
-    # reject when the chosen label's estimated error rate (WER/CER/MER) is above this; the
-    # default, fitted on the calibration set, keeps labels under 5 % error at every SNR there
-    # (label_confidence.json: max_estimated_wer)
-    max_estimated_wer: float = 0.07
+    # reject when the chosen label's estimated error rate (WER/CER/MER) is above this; None:
+    # the thresholds fitted per language with the confidence model, which keep labels under 5 %
+    # error at every SNR of the calibration set (label_confidence.json:
+    # max_estimated_wer_by_language)
+    max_estimated_wer: float | None = None
     # per-language thresholds that replace it, e.g. {zh: 0.3} to keep Whisper base's Chinese
     # labels while no second Chinese system exists (a quality choice the user makes)
     max_estimated_wer_by_language: dict = field(default_factory=dict)

@@ -5,7 +5,9 @@ The hypotheses of a segment are aligned to a pivot (:func:`align`: each other hy
 aligned to the pivot's tokens; a *slot* is a pivot token, or a gap between pivot tokens where
 some system inserted words). In every slot the true token is unknown; system ``s`` writes it
 with probability ``1 - e_s`` and writes one of the ``K`` other candidates of that slot (the
-distinct tokens the systems wrote there, "nothing" included) with probability ``e_s / K`` each.
+distinct tokens the systems wrote there, "nothing" included) with probability ``e_s / K`` each,
+``e_s`` capped at chance (``K / (K + 1)``, :func:`slot_posterior`) in the E-step; the M-step's
+share of wrong slots is not capped (pocketsphinx's stays near its 90 % at 0 dB).
 :func:`dawid_skene` alternates
 
 - E: the posterior of each slot's true token given every system's token and the current rates;
@@ -92,13 +94,19 @@ def align(texts: dict[str, str], pivot: str, language: str | None) -> Aligned:
 
 
 def slot_posterior(tokens: tuple[str, ...], rates: tuple[float, ...]) -> dict[str, float]:
-    """The posterior of a slot's true token, given each system's token and error rate."""
+    """The posterior of a slot's true token, given each system's token and error rate. A rate
+    is capped at chance among the slot's candidates (``K / (K + 1)``): a system that is right no
+    more often than a random pick carries no evidence. Uncapped, a garbage system (pocketsphinx
+    at 0 dB, 95 %) that happens to write the same word as one of two others would count against
+    that word (its writing a wrong candidate is likelier than its being right), and the EM
+    ranked the better Whisper system below the worse on that job."""
     candidates = sorted(set(tokens))
     k = max(len(candidates) - 1, 1)
+    chance = k / (k + 1)
     log_post = {}
     for candidate in candidates:
-        log_post[candidate] = sum(math.log(1 - e) if t == candidate else math.log(e / k)
-                                  for t, e in zip(tokens, rates))
+        log_post[candidate] = sum(math.log(1 - min(e, chance)) if t == candidate else
+                                  math.log(min(e, chance) / k) for t, e in zip(tokens, rates))
     top = max(log_post.values())
     weights = {c: math.exp(v - top) for c, v in log_post.items()}
     total = sum(weights.values())

@@ -12,9 +12,10 @@ and unknown). The label is
 - ``rover``: a reliability-weighted word vote (:func:`rover`) over the hypotheses aligned to the
   medoid; its text is in the scoring form (lower case, no punctuation).
 
-The keep rule is a threshold on the chosen label's estimated error rate
-(``vote.max_estimated_wer``, or the segment language's entry in
-``vote.max_estimated_wer_by_language``). Reasons, in the order checked: ``too_few_hypotheses``,
+The keep rule is a threshold on the chosen label's estimated error rate (:func:`keep_threshold`:
+the segment language's entry in ``vote.max_estimated_wer_by_language``, else
+``vote.max_estimated_wer``, else the threshold fitted for the language with the confidence
+model). Reasons, in the order checked: ``too_few_hypotheses``,
 ``empty_text``, ``repetition_loop`` (the chosen text loops: compression ratio or an n-gram
 repeat), and where one system alone covers the language ``hallucination`` (Whisper's no-speech
 rule) and ``low_likelihood``; then ``high_estimated_wer``. A reject's ``detail`` carries the
@@ -134,6 +135,18 @@ def _single_system_fault(label: dict, cfg: VoteConfig) -> tuple[str, str] | None
     return None
 
 
+def keep_threshold(cfg: VoteConfig, model: ConfidenceModel, language: str) -> tuple[float, str]:
+    """The threshold on a segment's estimated error and the setting it comes from: the language's
+    entry in ``vote.max_estimated_wer_by_language``, else ``vote.max_estimated_wer``, else the
+    confidence model's fitted threshold for the language."""
+    if language in cfg.max_estimated_wer_by_language:
+        return (cfg.max_estimated_wer_by_language[language],
+                f"vote.max_estimated_wer_by_language.{language}")
+    if cfg.max_estimated_wer is not None:
+        return cfg.max_estimated_wer, "vote.max_estimated_wer"
+    return model.threshold(language), f"the fitted threshold for {language or 'unknown'}"
+
+
 def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteConfig,
            model: ConfidenceModel, job: JobReliability = NONE) -> Decision:
     """Choose, estimate and keep or reject one segment (module docstring). ``labels`` maps each
@@ -170,10 +183,7 @@ def decide(labels: dict[str, dict], language: str, duration: float, cfg: VoteCon
     fault = ("repetition_loop", loop) if loop else None
     if fault is None and len(choice.systems) == 1:
         fault = _single_system_fault(answered[chosen], cfg)
-    threshold, setting = cfg.max_estimated_wer, "vote.max_estimated_wer"
-    if language in cfg.max_estimated_wer_by_language:
-        threshold = cfg.max_estimated_wer_by_language[language]
-        setting = f"vote.max_estimated_wer_by_language.{language}"
+    threshold, setting = keep_threshold(cfg, model, language)
     if fault is None and estimated > threshold:
         fault = "high_estimated_wer", (f"estimated {choice.metric} {estimated:.3f} > "
                                        f"{setting} {threshold}")
@@ -192,9 +202,10 @@ class Vote(beam.DoFn):
     def __init__(self, cfg: VoteConfig, job: JobReliability = NONE):
         if cfg.method not in METHODS:
             raise FunfactoryError(f"vote.method {cfg.method!r}: use one of {METHODS}")
-        thresholds = {"vote.max_estimated_wer": cfg.max_estimated_wer, **{
-            f"vote.max_estimated_wer_by_language.{k}": v
-            for k, v in cfg.max_estimated_wer_by_language.items()}}
+        thresholds = {f"vote.max_estimated_wer_by_language.{k}": v
+                      for k, v in cfg.max_estimated_wer_by_language.items()}
+        if cfg.max_estimated_wer is not None:
+            thresholds["vote.max_estimated_wer"] = cfg.max_estimated_wer
         for setting, value in thresholds.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise FunfactoryError(f"{setting} {value!r} must be a number >= 0 (an error "
