@@ -101,16 +101,19 @@ def write_report(run, total: float) -> Path:
                   "and SmolLM2-135M-Instruct reading the CTC hypothesis (report section 2, "
                   "Figure 2), trained on the `speech` stage's TTS speech plus the label job's "
                   f"output. Final model: `{m['final_model']}`. CER counts characters; the "
-                  "sentences were never used in training.", ""]
-        rows = [[condition, r["utterances"], f"{100 * r['ctc_cer']:.1f} %",
-                 f"{100 * r['ctc_wer']:.1f} %", f"{100 * r['llm_cer']:.1f} %",
-                 f"{100 * r['llm_wer']:.1f} %"] for condition, r in m["final"].items()]
+                  "sentences were never used in training. *LLM, greedy*: the LLM's own greedy "
+                  "transcript. *Model*: the model's decoding, the LLM's greedy transcript and "
+                  "samples (all its own text) with the CTC head choosing the one it finds most "
+                  "probable. The validation curves decode greedily.", ""]
+        rows = [[condition, r["utterances"]] + [f"{100 * r[key]:.1f} %" for key in (
+                    "ctc_cer", "ctc_wer", "llm_greedy_cer", "llm_greedy_wer", "llm_cer", "llm_wer")]
+                for condition, r in m["final"].items()]
         lines += _table(["test condition", "utterances", "CTC head CER", "CTC head WER",
-                         "LLM CER", "LLM WER"], rows)
+                         "LLM, greedy: CER", "LLM, greedy: WER", "model: CER", "model: WER"], rows)
         lines += _image(run, m.get("png"), "validation error rates against steps")
         examples = next(iter(m["final"].values()))["examples"]
-        lines += _table(["reference", "CTC hypothesis", "LLM"],
-                        [[e["reference"], e["ctc"], e["llm"]] for e in examples])
+        lines += _table(["reference", "CTC hypothesis", "LLM, greedy", "model"],
+                        [[e["reference"], e["ctc"], e["llm_greedy"], e["llm"]] for e in examples])
     if "evaluate" in s:
         lines += ["## The model and the baselines, per condition", "",
                   "The `cpu` model after SFT and after the GRPO steps, and Whisper base, on the "
