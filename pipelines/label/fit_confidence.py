@@ -1,7 +1,7 @@
 """Fit the label-confidence maps on the calibration set and write ``label_confidence.json``.
 
 Run: ``python -m funfactory.pipelines.label.fit_confidence [--out PATH]`` (builds the cached
-calibration set first if needed, then fits in about ten seconds). The fit uses every voice but the
+calibration set first if needed, then fits in about half a minute). The fit uses every voice but the
 held-out one per language (:data:`funfactory.pipelines.label.calibration_set.HELD_OUT`); the
 held-out voices are scored with the fitted maps and their figures written beside the maps
 (``checks``), so a fit that only works on the voices it saw shows up there. The calibration set is
