@@ -22,6 +22,12 @@ Dawid-Skene EM). Per language and condition it prints:
   the estimate (a bucket under ``MIN_BUCKET`` segments merged into its neighbour), with counts,
   for all voices, the held-out voices and the cross-validated votes.
 
+- small jobs (:func:`small_jobs`): many random jobs of ``SMALL_JOB_SIZES`` segments drawn from
+  the English calibration records (per SNR, and mixed over SNRs), each estimated and voted as a
+  label job of that size would be (its own Dawid-Skene EM over its own segments, then the same
+  decision): yield of all segments, labelable segments kept, and kept error, as the mean over
+  jobs and the worst decile (the 90th percentile over jobs that keep something).
+
 Two PNGs go to ``bench-out/``: ``label-yield.png`` (kept-label error against yield as the
 threshold varies) and ``label-reliability.png`` (estimated against measured error).
 
@@ -43,6 +49,9 @@ BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.01)
 MIN_BUCKET = 20
 CONDITIONS = ("clean", "10dB", "5dB", "0dB")
 SNR_ORDER = (-1.0, 10.0, 5.0, 0.0)  # the jobs' keys (fit_confidence.jobs): -1 is clean
+SMALL_JOB_SIZES = (4, 10, 30)
+SMALL_JOBS = 60  # random jobs per size and condition
+SMALL_JOB_SEED = 13
 
 
 def _voted(records: list[dict], model) -> tuple[list[dict], dict]:
@@ -100,6 +109,54 @@ def _voted_job(records: list[dict], job, model) -> list[dict]:
             "chosen_error": min(score([r["reference"]], [decision.text],
                                       language=language).rate, 1.0)})
     return out
+
+
+def small_jobs(records: list[dict], model, sizes=SMALL_JOB_SIZES, count: int = SMALL_JOBS,
+               seed: int = SMALL_JOB_SEED) -> list[dict]:
+    """Random English jobs of each size in ``sizes`` (``count`` per size and condition: each SNR
+    alone, and ``mixed`` drawn from all four), each estimated from its own segments and voted as a
+    label job of that size would be; per size and condition the mean over jobs of the yield of all
+    segments, of the share of labelable segments kept and of the kept error, and the worst decile
+    of the kept error (90th percentile over the jobs that keep something)."""
+    import random
+
+    from funfactory.pipelines.label.confidence import job_reliability
+
+    english = [r for r in records if r["language"] == "en"]
+    pools = {condition: [r for r in english if r["key"].rsplit("-", 1)[1] == condition]
+             for condition in CONDITIONS}
+    pools["mixed"] = english
+    rng = random.Random(seed)
+    out = []
+    for size in sizes:
+        for condition, pool in pools.items():
+            yields, labelable, errors = [], [], []
+            for _ in range(count):
+                part = rng.sample(pool, size)
+                voted = _voted_job(part, job_reliability(part, model, {"segments": size}), model)
+                kept = [v for v in voted if v["kept"]]
+                yields.append(len(kept) / size)
+                able = [v for v in voted if v["labelable"]]
+                if able:
+                    labelable.append(sum(v["kept"] for v in able) / len(able))
+                if kept:
+                    errors.append(_rate(kept, "chosen_text", "en"))
+            out.append({"size": size, "condition": condition, "jobs": count,
+                        "yield": float(np.mean(yields)),
+                        "labelable_kept": float(np.mean(labelable)),
+                        "kept_error": float(np.mean(errors)),
+                        "kept_error_p90": float(np.percentile(errors, 90)),
+                        "keeping_jobs": len(errors)})
+    return out
+
+
+def _small_job_table(lines: list[dict]) -> str:
+    table = ["| segments per job | SNR | yield (all segments) | labelable kept | kept error: "
+             "mean / worst decile |", "| ---: | --- | ---: | ---: | --- |"]
+    table += [f"| {f['size']} | {f['condition']} | {100 * f['yield']:.0f} % | "
+              f"{100 * f['labelable_kept']:.0f} % | {100 * f['kept_error']:.1f} / "
+              f"{100 * f['kept_error_p90']:.1f} |" for f in lines]
+    return "\n".join(table)
 
 
 def _rate(items: list[dict], field: str, language: str) -> float:
@@ -252,6 +309,8 @@ def main() -> list[dict]:
     thresholds = {language: model.threshold(language) for language in ("en", "zh", "zh-en")}
     print("default thresholds (fitted): " + ", ".join(f"{k} {v:g}" for k, v in thresholds.items()))
     lines, figures = _table(voted)
+    whole = {c: figures["en", c]["kept_yield"] for c in CONDITIONS}
+    whole["mixed"] = float(np.mean(list(whole.values())))
     print("\n".join(lines))
     held = [v for v in voted if v["held_out"]]
     print("held-out voices: " + "; ".join(
@@ -260,6 +319,10 @@ def main() -> list[dict]:
         for language in ("en", "zh", "zh-en")
         for items in [[v for v in held if v["language"] == language]] if items))
     print(_reliability_table(voted, estimates))
+    small = small_jobs(records, model)
+    print(f"small English jobs ({SMALL_JOBS} random jobs per size and condition, each its own "
+          "EM and vote):")
+    print(_small_job_table(small))
     cross = _cross_validated(records)
     print("each voice voted with a fit that never saw it (every voice in turn):")
     print("\n".join(_table(cross)[0]))
@@ -291,6 +354,12 @@ def main() -> list[dict]:
             rows.append(row(name, f"EM error % {system}", 100 * figures["estimated_error"],
                             "measured", 100 * _system_rate(voted, language, snr_db, system),
                             "%"))
+    for f in small:
+        name = f"label_small_job_{f['size']}_{f['condition']}"
+        rows.append(row(name, "yield % kept, mean over jobs", 100 * f["yield"],
+                        "whole-condition job", 100 * whole[f["condition"]], "%"))
+        rows.append(row(name, "error % kept, worst decile of jobs", 100 * f["kept_error_p90"],
+                        "target", 5.0, "%"))
     for name, points in calibration.items():
         rows.append(row("label_calibration", f"max |estimated - measured| by bucket, {name}",
                         max(abs(e - m) for e, m, _ in points) * 100, "target", 5.0, "pt"))

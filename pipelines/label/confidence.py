@@ -31,12 +31,19 @@ nothing else):
 
 Job-level reliability (:func:`job_reliability`): over many segments of one language, each
 system's error rate from how it agrees with the others, by the Dawid-Skene EM of
-:mod:`funfactory.pipelines.label.reliability`, with each system's rate on the calibration set as
-its prior (``reliability_prior``). Passed to :func:`choose` as a :class:`JobReliability`, it
-sets each system's error on every segment of the job, moved from the job rate by that segment's
-own evidence (:meth:`JobReliability.combine`, with the fitted ``own_evidence_weight``): a system
-that is mostly wrong on this job loses its vote and its veto on every segment, whatever its own
-scores say. The run report writes it per language.
+:mod:`funfactory.pipelines.label.reliability`. Its prior is what the calibration set says about
+the system *on these segments*: the mean over the job's segments of the system's own estimate
+(layer 1, the fitted map of its own scores), put on the EM's scale by a fitted logit-linear map
+(``reliability_prior``: on the calibration jobs, the EM's rate from agreement alone against that
+mean), not one rate averaged over every condition of the calibration set. A job of a few clean
+segments then starts where the EM ends on a whole clean job (Whisper's log-probability and
+no-speech probability say the speech is clean), not from a mean that 0 dB clips pull up to
+18-21 %; a large job's rate is set by its agreement, whatever the prior.
+Passed to :func:`choose` as a :class:`JobReliability`, it sets each system's error on every
+segment of the job, moved from the job rate by that segment's own evidence
+(:meth:`JobReliability.combine`, with the fitted ``own_evidence_weight``): a system that is
+mostly wrong on this job loses its vote and its veto on every segment, whatever its own scores
+say. The run report writes it per language.
 """
 
 from __future__ import annotations
@@ -53,8 +60,8 @@ from funfactory.errors import FunfactoryError
 from funfactory.eval.scoring import pairwise_agreement
 from funfactory.eval.textnorm import scoring_tokens
 from funfactory.pipelines.label.filters import longest_repeat
-from funfactory.pipelines.label.reliability import (NONE, JobReliability, align, dawid_skene,
-                                                    logit, posterior_error)
+from funfactory.pipelines.label.reliability import (NONE, PRIOR_SLOTS, JobReliability, align,
+                                                    dawid_skene, logit, posterior_error)
 
 MODEL_PATH = Path(__file__).with_name("label_confidence.json")
 MIN_WEIGHT, MAX_WEIGHT = 0.02, 6.0
@@ -152,8 +159,8 @@ class ConfidenceModel:
     max_estimated_wer: float  # for a language the fit never saw
     max_estimated_wer_by_language: dict[str, float]
     version: str
-    reliability_prior: dict[str, float]  # "system/language" (or family) -> calibration rate
     own_evidence_weight: float  # how far a segment's own scores move it off the job rate
+    reliability_prior: tuple[float, float]  # intercept, slope: logit job mean own -> EM prior
 
     def system_model(self, system: str, label: dict, language: str) -> Logistic | None:
         fam = family(label)
@@ -175,21 +182,20 @@ class ConfidenceModel:
                    max_estimated_wer_by_language={
                        k: float(v) for k, v in d["max_estimated_wer_by_language"].items()},
                    version=str(d["version"]),
-                   reliability_prior={k: float(v) for k, v in d["reliability_prior"].items()},
-                   own_evidence_weight=float(d["own_evidence_weight"]))
+                   own_evidence_weight=float(d["own_evidence_weight"]),
+                   reliability_prior=(float(d["reliability_prior"]["intercept"]),
+                                      float(d["reliability_prior"]["slope"])))
 
     def threshold(self, language: str) -> float:
         """The fitted keep threshold for ``language`` (what ``vote.max_estimated_wer`` None
         means)."""
         return self.max_estimated_wer_by_language.get(language or "", self.max_estimated_wer)
 
-    def prior_error(self, system: str, label: dict, language: str) -> float:
-        """The system's error rate on the calibration set: the job estimate's prior."""
-        fam = family(label)
-        for key in (f"{system}/{language}", f"{fam}/{language}", fam):
-            if key in self.reliability_prior:
-                return self.reliability_prior[key]
-        return self.default_system_error
+    def prior_error(self, mean_own: float) -> float:
+        """The EM's prior for a system whose own estimates average ``mean_own`` over the job."""
+        intercept, slope = self.reliability_prior
+        z = intercept + slope * logit(mean_own)
+        return 1 / (1 + math.exp(-max(min(z, 30.0), -30.0)))
 
 
 @lru_cache(maxsize=4)
@@ -287,28 +293,31 @@ def estimate(choice: Choice, model: ConfidenceModel, language: str) -> float:
     return model.label_isotonic(model.label(label_features(choice)))
 
 
-def job_reliability(segments: list[dict], model: ConfidenceModel, source: dict) -> JobReliability:
+def job_reliability(segments: list[dict], model: ConfidenceModel, source: dict,
+                    prior_slots: float = PRIOR_SLOTS) -> JobReliability:
     """Per language, each system's error rate over ``segments`` (dicts with ``language``,
-    ``duration`` and ``labels``: system -> hypothesis dict) by the Dawid-Skene EM, beside the mean
-    of its own per-segment estimates (module docstring). ``source`` says where the segments came
+    ``duration`` and ``labels``: system -> hypothesis dict) by the Dawid-Skene EM, its prior
+    (worth ``prior_slots`` slots) read from the mean of its own per-segment estimates, which is
+    kept beside the rate (module docstring). ``source`` says where the segments came
     from; it is kept with the figures."""
     by_language: dict[str, list[dict]] = {}
     for segment in segments:
         by_language.setdefault(segment["language"] or "", []).append(segment)
     languages = {}
     for language, part in sorted(by_language.items()):
-        aligned, own, prior = [], {}, {}
+        aligned, own = [], {}
         for segment in part:
             answered = {s: v for s, v in segment["labels"].items() if "error" not in v}
             if not answered:
                 continue
             choice = choose(answered, language, segment["duration"], model)
             aligned.append(align(choice.texts, choice.chosen, language or None))
-            for system, label in answered.items():
+            for system in answered:
                 own.setdefault(system, []).append(choice.errors[system])
-                prior.setdefault(system, model.prior_error(system, label, language))
-        table = dawid_skene(aligned, prior)
+        means = {system: float(np.mean(values)) for system, values in own.items()}
+        table = dawid_skene(aligned, {s: model.prior_error(m) for s, m in means.items()},
+                            prior_slots)
         for system, figures in table.items():
-            figures["mean_own_estimate"] = round(float(np.mean(own[system])), 6)
+            figures["mean_own_estimate"] = round(means[system], 6)
         languages[language] = table
     return JobReliability(languages, source)

@@ -1,7 +1,7 @@
 """Fit the label-confidence maps on the calibration set and write ``label_confidence.json``.
 
 Run: ``python -m funfactory.pipelines.label.fit_confidence [--out PATH]`` (builds the cached
-calibration set first if needed, then fits in about ten seconds). The fit uses every voice but the
+calibration set first if needed, then fits in about half a minute). The fit uses every voice but the
 held-out one per language (:data:`funfactory.pipelines.label.calibration_set.HELD_OUT`); the
 held-out voices are scored with the fitted maps and their figures written beside the maps
 (``checks``), so a fit that only works on the voices it saw shows up there. The calibration set is
@@ -11,14 +11,22 @@ take part as they would in a label job; no map is fitted on them).
 
 What is fitted (:mod:`funfactory.pipelines.label.confidence`):
 
-- ``reliability_prior``: each system's mean error rate per language, the prior of the job
-  estimate (:mod:`funfactory.pipelines.label.reliability`);
 - per system and language, and per system family and language, a logistic map from the
   hypothesis' own evidence to its error rate (fractional targets: each segment is a positive
   example weighted by its error and a negative one weighted by the rest);
+- ``reliability_prior``: the job estimate's prior (:func:`funfactory.pipelines.label.confidence.
+  job_reliability`), a logit-linear map from a system's mean own estimate over a job to the rate
+  the EM finds on that job from agreement alone (no prior), weighted by the job's slots, over
+  the calibration jobs with two or more systems; it puts the own maps (fitted to measured error)
+  on the EM's scale (about half the measured rate for the Whisper pair, whose shared errors look
+  right to a vote);
 - ``own_evidence_weight``: how far a segment's own scores move a system off its job rate
   (:meth:`funfactory.pipelines.label.reliability.JobReliability.combine`), the value on a
-  0.25 grid whose chosen labels have the lowest error over the multi-system training jobs;
+  0.25 grid at which the fit below (label maps and thresholds, :func:`fit_label`) keeps the most
+  training labels among those whose chosen labels are no worse than the best single system in
+  every training job (:func:`beats_best_system`), ties to the lower error of the chosen
+  multi-system labels: the fit's own aim (more labels at the same kept error), where the lowest
+  chosen error alone turned on a few tenths of a point between weights;
 - a logistic map from the label features to the chosen label's error, then an isotonic map on
   its output (segments with two or more systems), and per language an isotonic map from a
   system's own error to its measured error over every hypothesis taken alone (segments with one
@@ -47,6 +55,7 @@ from funfactory.pipelines.label.confidence import (FAMILY_FEATURES, LABEL_FEATUR
                                                    ConfidenceModel, choose, estimate, family,
                                                    job_reliability, label_features, own_features,
                                                    system_error)
+from funfactory.pipelines.label.reliability import logit
 
 # pooled over a language's training segments, a margin under the 5 % bar; and the bar itself in
 # every job (language and condition: 60 fitted-voice segments per English condition) that keeps
@@ -57,7 +66,9 @@ JOB_KEPT_WER = 0.05
 MIN_JOB_KEPT = 20
 MIN_ROWS = 16
 OWN_EVIDENCE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-VERSION = "2"  # 2: label features in log units, thresholds per language
+# 2: label features in log units, thresholds per language; 3: the job estimate's prior is read
+# from the job's mean own estimates (no calibration-wide rate)
+VERSION = "3"
 
 
 def segment_error(reference: str, hypothesis: str, language: str) -> float:
@@ -168,17 +179,20 @@ def kept_error(evaluated: list[dict], threshold) -> tuple[float, int]:
     return (errors / tokens if tokens else 0.0), int(kept)
 
 
-def reliability_prior(records: list[dict]) -> dict[str, float]:
-    """Each system's mean error rate over the calibration set per system/language,
-    family/language and family: the prior of the job estimate."""
-    rates: dict[str, list[float]] = {}
-    for r in records:
-        for system, label in r["labels"].items():
-            error = segment_error(r["reference"], label["text"], r["language"])
-            for key in (f"{system}/{r['language']}", f"{family(label)}/{r['language']}",
-                        family(label)):
-                rates.setdefault(key, []).append(error)
-    return {key: round(float(np.mean(values)), 4) for key, values in sorted(rates.items())}
+def reliability_prior(records: list[dict], model: ConfidenceModel) -> dict:
+    """The logit-linear map from a system's mean own estimate over a calibration job to the EM's
+    rate on that job from agreement alone (module docstring), with the points it was fitted on."""
+    points = []
+    for (language, _), part in jobs(records).items():
+        if all(len(r["labels"]) < 2 for r in part):
+            continue
+        table = job_reliability(part, model, {}, prior_slots=0.0).languages[language]
+        points += [(logit(f["mean_own_estimate"]), logit(f["slot_error"]), f["slots"])
+                   for f in table.values()]
+    x, y, slots = (np.array(v, dtype=np.float64) for v in zip(*points))
+    slope, intercept = np.polyfit(x, y, 1, w=np.sqrt(slots))
+    return {"intercept": round(float(intercept), 6), "slope": round(float(slope), 6),
+            "points": len(points)}
 
 
 def fit(records: list[dict]) -> dict:
@@ -197,26 +211,12 @@ def fit(records: list[dict]) -> dict:
                        "intercept": 0.0},
              "label_isotonic": identity, "single_isotonic": {"": identity},
              "max_estimated_wer": 1.0, "max_estimated_wer_by_language": {},
-             "reliability_prior": reliability_prior(train),
-             "own_evidence_weight": 1.0}
-    draft["own_evidence_weight"] = min(OWN_EVIDENCE_WEIGHTS, key=lambda w: (
-        chosen_error(records, ConfidenceModel.from_json({**draft, "own_evidence_weight": w})), -w))
-    evaluated = evaluate(records, ConfidenceModel.from_json(draft))
-    multi = [e for e in evaluated if len(e["choice"].systems) > 1]
-    draft["label"] = fit_logistic([label_features(e["choice"]) for e in multi],
-                                  [e["chosen_error"] for e in multi], LABEL_FEATURES)
-    model = ConfidenceModel.from_json(draft)
-    draft["label_isotonic"] = fit_isotonic([model.label(label_features(e["choice"]))
-                                            for e in multi], [e["chosen_error"] for e in multi])
-    draft["single_isotonic"] = single_isotonic(train, model)
-    model = ConfidenceModel.from_json(draft)
-    evaluated = evaluate(records, model)
-    by_language: dict[str, list[dict]] = {}
-    for e in evaluated:
-        by_language.setdefault(e["record"]["language"], []).append(e)
-    draft["max_estimated_wer"] = largest_threshold(evaluated)
-    draft["max_estimated_wer_by_language"] = {
-        language: largest_threshold(part) for language, part in sorted(by_language.items())}
+             "own_evidence_weight": 1.0, "reliability_prior": {"intercept": 0.0, "slope": 1.0}}
+    draft["reliability_prior"] = reliability_prior(records, ConfidenceModel.from_json(draft))
+    fits = [fit_label(records, {**draft, "own_evidence_weight": w}) for w in OWN_EVIDENCE_WEIGHTS]
+    draft = max(fits, key=lambda d: (d["checks"]["train"]["beats_best_system"],
+                                     d["checks"]["train"]["kept"], -d["checks"]["train"]["error"],
+                                     -d["own_evidence_weight"]))
     model = ConfidenceModel.from_json(draft)
     draft["fitted_on"] = {
         "calibration_plan_sha256": plan_sha256(), "clips": len(train),
@@ -225,6 +225,52 @@ def fit(records: list[dict]) -> dict:
     draft["checks"] = {name: summary(evaluate(records, model, held_out), model.threshold)
                        for name, held_out in (("train", False), ("held_out", True))}
     return draft
+
+
+def fit_label(records: list[dict], draft: dict) -> dict:
+    """``draft`` (own maps, prior and weight set) with the label maps and the thresholds fitted,
+    and ``checks["train"]``: the fitted voices' labels kept at those thresholds, and the error of
+    their chosen multi-system labels (what picks the weight)."""
+    train = [r for r in records if not r["held_out"]]
+    evaluated = evaluate(records, ConfidenceModel.from_json(draft))
+    multi = [e for e in evaluated if len(e["choice"].systems) > 1]
+    draft = {**draft, "label": fit_logistic([label_features(e["choice"]) for e in multi],
+                                            [e["chosen_error"] for e in multi], LABEL_FEATURES)}
+    model = ConfidenceModel.from_json(draft)
+    draft["label_isotonic"] = fit_isotonic([model.label(label_features(e["choice"]))
+                                            for e in multi], [e["chosen_error"] for e in multi])
+    draft["single_isotonic"] = single_isotonic(train, model)
+    evaluated = evaluate(records, ConfidenceModel.from_json(draft))
+    by_language: dict[str, list[dict]] = {}
+    for e in evaluated:
+        by_language.setdefault(e["record"]["language"], []).append(e)
+    draft["max_estimated_wer"] = largest_threshold(evaluated)
+    draft["max_estimated_wer_by_language"] = {
+        language: largest_threshold(part) for language, part in sorted(by_language.items())}
+    model = ConfidenceModel.from_json(draft)
+    multi = [e for e in evaluated if len(e["choice"].systems) > 1]
+    draft["checks"] = {"train": {**summary(evaluated, model.threshold),
+                                 "error": kept_error(multi, 2.0)[0],
+                                 "beats_best_system": beats_best_system(multi)}}
+    return draft
+
+
+def beats_best_system(evaluated: list[dict]) -> bool:
+    """Whether in every job (language and condition) the chosen labels are no worse than the
+    best single system's hypotheses."""
+    by_job: dict[tuple, list[dict]] = {}
+    for e in evaluated:
+        by_job.setdefault((e["record"]["language"], e["record"]["snr_db"]), []).append(e)
+    for (language, _), part in by_job.items():
+        references = [e["record"]["reference"] for e in part]
+        systems = set.intersection(*(set(e["record"]["labels"]) for e in part))
+        best = min(score(references, [e["record"]["labels"][s]["text"] for e in part],
+                         language=language or None).rate for s in systems)
+        chosen = score(references, [e["record"]["labels"][e["choice"].chosen]["text"]
+                                    for e in part], language=language or None).rate
+        if chosen > best:
+            return False
+    return True
 
 
 def largest_threshold(evaluated: list[dict]) -> float:
@@ -245,12 +291,6 @@ def largest_threshold(evaluated: list[dict]) -> float:
     if not kept:
         return grid[0]
     return min(max(ok), max(grid[0], math.ceil(round(max(kept) * 100, 6)) / 100))
-
-
-def chosen_error(records: list[dict], model: ConfidenceModel) -> float:
-    """Token-weighted error of the chosen labels of the fitted voices' multi-system segments."""
-    return kept_error([e for e in evaluate(records, model) if len(e["choice"].systems) > 1],
-                      2.0)[0]
 
 
 def summary(evaluated: list[dict], threshold) -> dict:

@@ -12,14 +12,16 @@ share of wrong slots is not capped (pocketsphinx's stays near its 90 % at 0 dB).
 
 - E: the posterior of each slot's true token given every system's token and the current rates;
 - M: ``e_s`` = the expected share of slots where ``s`` wrote something else, with a Beta prior
-  of ``prior_slots`` pseudo-slots at the rate measured on the calibration set,
+  of ``prior_slots`` pseudo-slots at ``prior[s]`` (the label job passes what the calibration set's
+  maps say about ``s`` from its own scores on the job's segments,
+  :func:`funfactory.pipelines.label.confidence.job_reliability`),
 
 until the rates move less than ``TOLERANCE``. The figure reported (``estimated_error``) is the
 WER-like rate at the end: expected wrong slots over expected true tokens (a slot's true token may be
 "nothing": an insertion gap); ``slot_error`` is the EM's own parameter. Only slots that two or more
 systems saw carry information: a language with one system keeps its prior. With two systems a
-disagreement cannot be pinned on either by counting alone: the prior (and so the calibration set)
-settles who is more often right.
+disagreement cannot be pinned on either by counting alone: the prior (each system's own scores on
+the job, through the calibration set's maps) settles who is more often right.
 
 The weights of the vote (:func:`funfactory.pipelines.label.confidence.choose`) combine this job rate
 with each hypothesis' own evidence (:meth:`JobReliability.combine`): in log-odds, the job rate (the
@@ -43,7 +45,7 @@ from funfactory.eval.textnorm import scoring_tokens
 MIN_RATE, MAX_RATE = 0.002, 0.98
 TOLERANCE = 1e-6
 MAX_ITERATIONS = 200
-PRIOR_SLOTS = 100.0  # the calibration prior weighs as much as 100 slots (about ten segments)
+PRIOR_SLOTS = 100.0  # the prior weighs as much as 100 slots (about ten segments)
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def dawid_skene(segments: list[Aligned], prior: dict[str, float],
                 prior_slots: float = PRIOR_SLOTS) -> dict[str, dict]:
     """Each system's error rate over ``segments`` (module docstring): ``{system:
     {"estimated_error", "slot_error", "slots", "segments", "prior_error", "iterations"}}``.
-    ``prior`` maps every system to its calibration rate (its starting point too)."""
+    ``prior`` maps every system to its prior rate (its starting point too)."""
     systems = sorted({s for a in segments for s in a.systems} | set(prior))
     rates = {s: _clip(prior[s]) for s in systems}
     informative = [a for a in segments if len(a.systems) > 1]

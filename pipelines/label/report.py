@@ -5,7 +5,8 @@ label figures in ``extra``:
 - ``mean_agreement``: mean pairwise error rate between systems over kept samples, per metric;
 - ``reliability``: per language, each system's error rate on this job as the vote used it (the
   sample pass's Dawid-Skene estimate, :mod:`funfactory.pipelines.label.sample_pass`; with its
-  prior, the calibration rate, and the sample it came from in ``reliability_source``), next to
+  prior, the sample's mean own estimate, and the sample it came from in
+  ``reliability_source``), next to
   the same EM rerun over every voted segment (``all_segments_error``: kept samples and vote
   rejects, whose evidence carries the hypotheses) and the mean of the system's per-segment
   estimates there (``mean_segment_estimate``);
