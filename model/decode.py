@@ -93,8 +93,11 @@ def decode_encoding(model: FunASRModel, enc: AudioEncoding, options: DecodeOptio
                      top_p=options.top_p, top_k=options.top_k, seed=options.seed)
     n = options.candidates if options.candidates is not None else model.config.decode_candidates
     if n > 1 and not options.do_sample:
-        # a sample half again as long as the longest greedy transcript corrects none of them
-        longest = max(len(model.tokenizer.encode(t, add_special_tokens=False)) for t in texts)
+        # A sample half again as long as both the greedy transcript and the CTC hypothesis
+        # corrects neither (the bound also stops samples where greedy decoding ran away).
+        longest = max(min(len(model.tokenizer.encode(t, add_special_tokens=False)),
+                          len(model.tokenizer.encode(h.text, add_special_tokens=False)))
+                      for t, h in zip(texts, hyps))
         sampled = generate(model.llm, model.tokenizer, inputs,
                            max_new_tokens=min(options.max_new_tokens, math.ceil(1.5 * longest) + 4),
                            do_sample=True, temperature=options.candidate_temperature,

@@ -84,8 +84,9 @@ def test_decoding_with_candidates_is_deterministic_and_leaves_the_callers_random
         enc = model.encode_audio(batch, lengths)
     inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, [None, None],
                                     padding_side="left")
-    longest = max(len(model.tokenizer.encode(t.text, add_special_tokens=False)) for t in greedy)
-    cap = min(6, math.ceil(1.5 * longest) + 4)  # samples stop at 1.5 times the greedy length
+    tokens = lambda text: len(model.tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
+    longest = max(min(tokens(t.text), tokens(t.ctc.text)) for t in greedy)
+    cap = min(6, math.ceil(1.5 * longest) + 4)  # samples stop at 1.5 times greedy and CTC length
     samples = generate(model.llm, model.tokenizer, inputs, max_new_tokens=cap, do_sample=True,
                        temperature=options.candidate_temperature, seed=0, num_return_sequences=3)
     for b, (chosen, plain) in enumerate(zip(first, greedy)):
