@@ -23,7 +23,7 @@ import yaml
 # (run name, stage, optimiser steps, learning rate, validate every, seconds of audio per batch)
 RUNS = (
     ("cpu-ctc", "ctc", 700, 2e-3, 100, 40),
-    ("cpu-llm", "hypothesis_lora", 120, 2e-3, 60, 16),
+    ("cpu-llm", "hypothesis_lora", 160, 2e-3, 80, 16),
 )
 VAL_UTTERANCES = 48
 
