@@ -160,7 +160,8 @@ def build_llm_inputs(llm, tokenizer, template: PromptTemplate, audio_embeds: tor
 def _prefill(llm, embeds: torch.Tensor, mask: torch.Tensor):
     """The KV cache of a left-padded prompt, with the positions `generate` gives it."""
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
-    return llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True).cache
+    out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True)
+    return out.cache
 
 
 def generate(llm, tokenizer, inputs: LLMInputs, max_new_tokens: int = 128, do_sample: bool = False,

@@ -58,11 +58,12 @@ def _peaky(model, text: str, frames: int = 40) -> torch.Tensor:
 def test_the_ctc_head_chooses_the_candidate_it_heard_and_the_first_on_a_tie():
     model = tiny_model(texts=("hello world", "help the word"))
     log_probs, lengths = _peaky(model, "hello world"), torch.tensor([40])
-    assert choose_by_ctc(model, log_probs, lengths,
-                         [["help the word", "hello world", "hello", "world hello"]]) == ["hello world"]
+    candidates = [["help the word", "hello world", "hello", "world hello"]]
+    assert choose_by_ctc(model, log_probs, lengths, candidates) == ["hello world"]
     plain = dataclasses.replace(model.config, ctc_text="plain")
     model.config = plain  # the head hears plain text: case and punctuation cost nothing
-    assert choose_by_ctc(model, log_probs, lengths, [["Hello, world!", "hello world"]]) == ["Hello, world!"]
+    tie = [["Hello, world!", "hello world"]]
+    assert choose_by_ctc(model, log_probs, lengths, tie) == ["Hello, world!"]
 
 
 def test_decoding_with_candidates_is_deterministic_and_leaves_the_callers_random_state():
