@@ -30,8 +30,9 @@ def _vote_table(quality: dict, votes: dict) -> list[str]:
                      f"{100 * measured['rate']:.1f} %" if measured else ""])
     if not rows:
         return []
-    return ["Keep rule: a label is kept when its estimated error rate is at most "
-            "`vote.max_estimated_wer`.", ""] + _table(
+    return ["Keep rule: a label is kept when its estimated error rate is at most its language's "
+            "threshold (fitted on the calibration set, or `vote.max_estimated_wer` where set).",
+            ""] + _table(
         ["language", "kept / voted", "yield", "estimated error (kept)",
          "measured error (kept)"], rows)
 
@@ -52,7 +53,8 @@ def _reliability_table(quality: dict, reliability: dict) -> list[str]:
     if not rows:
         return []
     return ["Each system's reliability on this job, estimated without references (Dawid-Skene "
-            "EM over a sample of the job's segments; prior: its rate on the calibration set), "
+            "EM over a sample of the job's segments; prior: the mean of its own score-based "
+            "estimates on those segments), "
             "against its measured error:", ""] + _table(
         ["language", "system", "estimated error", "prior", "measured error"], rows)
 
