@@ -61,7 +61,7 @@ from funfactory.eval.scoring import pairwise_agreement
 from funfactory.eval.textnorm import scoring_tokens
 from funfactory.pipelines.label.filters import longest_repeat
 from funfactory.pipelines.label.reliability import (NONE, PRIOR_SLOTS, JobReliability, align,
-                                                    dawid_skene, logit, posterior_error)
+                                                    dawid_skene, logit, posterior_error, sigmoid)
 
 MODEL_PATH = Path(__file__).with_name("label_confidence.json")
 MIN_WEIGHT, MAX_WEIGHT = 0.02, 6.0
@@ -130,7 +130,7 @@ class Logistic:
     def __call__(self, values: dict[str, float]) -> float:
         x = [(values[f] - m) / s for f, m, s in zip(self.features, self.mean, self.scale)]
         z = self.intercept + sum(c * v for c, v in zip(self.coef, x))
-        return 1 / (1 + math.exp(-max(min(z, 30.0), -30.0)))
+        return sigmoid(z)
 
     @classmethod
     def from_json(cls, d: dict) -> Logistic:
@@ -195,7 +195,7 @@ class ConfidenceModel:
         """The EM's prior for a system whose own estimates average ``mean_own`` over the job."""
         intercept, slope = self.reliability_prior
         z = intercept + slope * logit(mean_own)
-        return 1 / (1 + math.exp(-max(min(z, 30.0), -30.0)))
+        return sigmoid(z)
 
 
 @lru_cache(maxsize=4)

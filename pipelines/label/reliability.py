@@ -182,6 +182,11 @@ def logit(p: float, eps: float = 1e-3) -> float:
     return math.log(p / (1 - p))
 
 
+def sigmoid(z: float) -> float:
+    """The inverse of :func:`logit`, with ``z`` clipped to +-30 so it never overflows."""
+    return 1 / (1 + math.exp(-max(min(z, 30.0), -30.0)))
+
+
 @dataclass(frozen=True)
 class JobReliability:
     """Per language, each system's job rate and the job mean of its own per-segment estimate
@@ -200,7 +205,7 @@ class JobReliability:
             return own
         z = logit(figures["slot_error"]) + own_weight * (
             logit(_clip(own)) - logit(_clip(figures["mean_own_estimate"])))
-        return 1 / (1 + math.exp(-max(min(z, 30.0), -30.0)))
+        return sigmoid(z)
 
     def as_dict(self) -> dict:
         return {"languages": self.languages, "source": self.source}
