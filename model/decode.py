@@ -37,6 +37,10 @@ class DecodeOptions:
     hotword_top_k: int = 10
     ctc_hypothesis_in_prompt: bool = False
     max_new_tokens: int = 128
+    # and at most this many per second of audio (plus 8): speech carries about 3 to 5 tokens a
+    # second, so the bound cuts only a decoder that runs on, as a model does on a language it
+    # was not trained on. None: no bound but max_new_tokens.
+    max_tokens_per_second: float | None = 10.0
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -88,18 +92,20 @@ def decode_encoding(model: FunASRModel, enc: AudioEncoding, options: DecodeOptio
             prompt.ctc_hypothesis = hyp.text
         built.append(prompt)
     inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, built, padding_side="left")
-    texts = generate(model.llm, model.tokenizer, inputs, max_new_tokens=options.max_new_tokens,
+    budgets = token_budgets(model, enc, options)
+    texts = generate(model.llm, model.tokenizer, inputs, max_new_tokens=budgets,
                      do_sample=options.do_sample, temperature=options.temperature,
                      top_p=options.top_p, top_k=options.top_k, seed=options.seed)
     n = options.candidates if options.candidates is not None else model.config.decode_candidates
     if n > 1 and not options.do_sample:
         # A sample half again as long as both the greedy transcript and the CTC hypothesis
         # corrects neither (the bound also stops samples where greedy decoding ran away).
-        longest = max(min(len(model.tokenizer.encode(t, add_special_tokens=False)),
-                          len(model.tokenizer.encode(h.text, add_special_tokens=False)))
-                      for t, h in zip(texts, hyps))
+        shortest = [min(len(model.tokenizer.encode(t, add_special_tokens=False)),
+                        len(model.tokenizer.encode(h.text, add_special_tokens=False)))
+                    for t, h in zip(texts, hyps)]
         sampled = generate(model.llm, model.tokenizer, inputs,
-                           max_new_tokens=min(options.max_new_tokens, math.ceil(1.5 * longest) + 4),
+                           max_new_tokens=[min(b, math.ceil(1.5 * k) + 4)
+                                           for b, k in zip(budgets, shortest)],
                            do_sample=True, temperature=options.candidate_temperature,
                            seed=options.seed or 0, num_return_sequences=n - 1)
         candidates = [[t] + sampled[i * (n - 1):(i + 1) * (n - 1)] for i, t in enumerate(texts)]
@@ -107,6 +113,16 @@ def decode_encoding(model: FunASRModel, enc: AudioEncoding, options: DecodeOptio
         return [Transcript(t, h, p.hotwords, c)
                 for t, h, p, c in zip(chosen, hyps, built, candidates)]
     return [Transcript(t, h, p.hotwords, [t]) for t, h, p in zip(texts, hyps, built)]
+
+
+def token_budgets(model: FunASRModel, enc: AudioEncoding, options: DecodeOptions) -> list[int]:
+    """Each utterance's most new tokens: `max_new_tokens`, and at most `max_tokens_per_second`
+    per second of its audio plus 8."""
+    if options.max_tokens_per_second is None:
+        return [options.max_new_tokens] * len(enc.encoded_lengths)
+    seconds = enc.encoded_lengths.double().cpu() * model.encoder_frame_seconds
+    return [min(options.max_new_tokens, math.ceil(options.max_tokens_per_second * s) + 8)
+            for s in seconds.tolist()]
 
 
 def transcribe(model: FunASRModel, waveforms: Sequence[np.ndarray], options: DecodeOptions | None = None,

@@ -15,6 +15,7 @@ transcript and its closing `<|im_end|>`, so only the transcript is trained.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,21 +165,37 @@ def _prefill(llm, embeds: torch.Tensor, mask: torch.Tensor):
     return out.cache
 
 
-def generate(llm, tokenizer, inputs: LLMInputs, max_new_tokens: int = 128, do_sample: bool = False,
-             temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-             seed: int | None = None, num_return_sequences: int = 1) -> list[str]:
-    """Greedy or sampled continuation of left-padded `inputs`, stopping at <|im_end|>; with
-    `num_return_sequences` samples, those of each input are consecutive, and the prompt is run
-    through the LLM once for all of them (its keys and values copied per sample: the prompt,
-    mostly audio tokens, is most of the work). A `seed` fixes the samples without touching the
-    caller's random state."""
-    from transformers import GenerationConfig
+class _RowBudget:
+    """Stops each row of a batch at its own number of new tokens (HF stopping criterion)."""
 
+    def __init__(self, limits: torch.Tensor):
+        self.limits = limits
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        # with `inputs_embeds` only, generate's `input_ids` hold the new tokens alone
+        return input_ids.shape[1] >= self.limits.to(input_ids.device)
+
+
+def generate(llm, tokenizer, inputs: LLMInputs, max_new_tokens: int | Sequence[int] = 128,
+             do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+             seed: int | None = None, num_return_sequences: int = 1) -> list[str]:
+    """Greedy or sampled continuation of left-padded `inputs`, stopping at <|im_end|> or after
+    `max_new_tokens` (one number, or one per input); with `num_return_sequences` samples, those
+    of each input are consecutive, and the prompt is run through the LLM once for all of them (its
+    keys and values copied per sample: the prompt, mostly audio tokens, is most of the work). A
+    `seed` fixes the samples without touching the caller's random state."""
+    from transformers import GenerationConfig, StoppingCriteriaList
+
+    rows = inputs.inputs_embeds.shape[0]
+    limits = torch.as_tensor(max_new_tokens, dtype=torch.long).expand(rows)
+    if int(limits.min()) < 1:
+        raise FunfactoryError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     stops = stop_token_ids(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[-1]
     config = GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=stops, pad_token_id=pad,
-        **({"temperature": temperature, "top_p": top_p, "top_k": top_k} if do_sample else {}))
+        max_new_tokens=int(limits.max()), do_sample=do_sample, eos_token_id=stops,
+        pad_token_id=pad, **({"temperature": temperature, "top_p": top_p, "top_k": top_k}
+                             if do_sample else {}))
     if inputs.attention_mask[:, -1].min() == 0:
         raise FunfactoryError("generation needs left-padded inputs: build_llm_inputs(padding_side='left')")
     embeds, mask, cache = inputs.inputs_embeds, inputs.attention_mask, None
@@ -188,10 +205,12 @@ def generate(llm, tokenizer, inputs: LLMInputs, max_new_tokens: int = 128, do_sa
             cache.batch_repeat_interleave(num_return_sequences)
             embeds = embeds.repeat_interleave(num_return_sequences, dim=0)
             mask = mask.repeat_interleave(num_return_sequences, dim=0)
+            limits = limits.repeat_interleave(num_return_sequences)
         if seed is not None:
             torch.manual_seed(seed)
         out = llm.generate(inputs_embeds=embeds, attention_mask=mask, cache=cache,
-                           generation_config=config)
+                           generation_config=config,
+                           stopping_criteria=StoppingCriteriaList([_RowBudget(limits)]))
     texts = []
     for row in out.tolist():
         ids = []

@@ -86,9 +86,9 @@ def test_decoding_with_candidates_is_deterministic_and_leaves_the_callers_random
     inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, [None, None],
                                     padding_side="left")
     tokens = lambda text: len(model.tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
-    longest = max(min(tokens(t.text), tokens(t.ctc.text)) for t in greedy)
-    cap = min(6, math.ceil(1.5 * longest) + 4)  # samples stop at 1.5 times greedy and CTC length
-    samples = generate(model.llm, model.tokenizer, inputs, max_new_tokens=cap, do_sample=True,
+    # each utterance's samples stop at 1.5 times its greedy and CTC length
+    caps = [min(6, math.ceil(1.5 * min(tokens(t.text), tokens(t.ctc.text))) + 4) for t in greedy]
+    samples = generate(model.llm, model.tokenizer, inputs, max_new_tokens=caps, do_sample=True,
                        temperature=options.candidate_temperature, seed=0, num_return_sequences=3)
     for b, (chosen, plain) in enumerate(zip(first, greedy)):
         texts = [plain.text] + samples[3 * b:3 * b + 3]
@@ -127,3 +127,41 @@ def test_samples_share_one_prefill_and_equal_transformers_own_expansion():
         theirs.append(model.tokenizer.decode(ids, skip_special_tokens=True))
     assert len(ours) == 12 and len(set(ours)) > 1
     assert ours == theirs
+
+
+def test_each_row_stops_at_its_own_token_budget():
+    """Per-row budgets equal one run to the largest budget with each row cut at its own; the
+    decoder's budgets follow each clip's duration."""
+    from funfactory.model.decode import token_budgets
+    from funfactory.model.llm import stop_token_ids
+
+    model = tiny_model()
+    audio = [np.random.default_rng(k).standard_normal(8000 + 16000 * k).astype(np.float32) * 0.1
+             for k in range(3)]
+    batch, lengths = waveform_batch(audio)
+    with torch.no_grad():
+        enc = model.encode_audio(batch, lengths)
+    assert token_budgets(model, enc, DecodeOptions(max_new_tokens=100, max_tokens_per_second=4)) \
+        == [min(100, math.ceil(4 * float(n) * model.encoder_frame_seconds) + 8)
+            for n in enc.encoded_lengths]
+    assert token_budgets(model, enc, DecodeOptions(max_new_tokens=9, max_tokens_per_second=None)) \
+        == [9, 9, 9]
+    inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, [None] * 3,
+                                    padding_side="left")
+    budgets = [2, 7, 4]
+    ours = generate(model.llm, model.tokenizer, inputs, max_new_tokens=budgets)
+    with torch.no_grad():
+        out = model.llm.generate(inputs_embeds=inputs.inputs_embeds,
+                                 attention_mask=inputs.attention_mask, max_new_tokens=7,
+                                 do_sample=False, eos_token_id=stop_token_ids(model.tokenizer),
+                                 pad_token_id=model.tokenizer.pad_token_id)
+    stops = stop_token_ids(model.tokenizer)
+    reference = []
+    for row, budget in zip(out.tolist(), budgets):
+        row = row[:budget]
+        row = row[: next((k for k, t in enumerate(row) if t in stops), len(row))]
+        reference.append(model.tokenizer.decode(row, skip_special_tokens=True))
+    assert ours == reference
+    assert len(model.tokenizer.encode(ours[0], add_special_tokens=False)) <= 2
+    with pytest.raises(Exception, match="at least 1"):
+        generate(model.llm, model.tokenizer, inputs, max_new_tokens=[0, 3, 3])
