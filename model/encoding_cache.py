@@ -12,6 +12,7 @@ copies hash differently and are encoded like any new clip. The memo stops growin
 from __future__ import annotations
 
 import hashlib
+import weakref
 
 import torch
 
@@ -19,6 +20,7 @@ MAX_BYTES = 3 << 30
 
 _memo: dict[bytes, torch.Tensor] = {}
 _held = [0]
+_identities: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # encoder -> (state, identity)
 
 
 def _key(identity: str, samples: torch.Tensor) -> bytes:
@@ -27,10 +29,20 @@ def _key(identity: str, samples: torch.Tensor) -> bytes:
     return digest.digest()
 
 
+def _identity(model) -> str:
+    """The encoder's config and weight sums; recomputed only when a weight tensor was replaced
+    or changed in place (its storage or version counter moved), not on every batch."""
+    params = list(model.encoder.parameters())
+    state = (repr(model.config.whisper), tuple((p.data_ptr(), p._version) for p in params))
+    if _identities.get(model.encoder, (None,))[0] != state:
+        weights = [p.detach().float().sum().item() for p in params]
+        _identities[model.encoder] = (state, repr(model.config.whisper) + repr(weights))
+    return _identities[model.encoder][1]
+
+
 def encode_frozen(model, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T, d) encoder output and (B,) lengths of `model`'s frozen encoder, memoised."""
-    weights = [p.detach().float().sum().item() for p in model.encoder.parameters()]
-    identity = repr(model.config.whisper) + repr(weights)
+    identity = _identity(model)
     keys = [_key(identity, waveforms[b, : int(lengths[b])]) for b in range(waveforms.shape[0])]
     missing = [b for b, k in enumerate(keys) if k not in _memo]
     fresh: dict[int, torch.Tensor] = {}

@@ -80,6 +80,14 @@ def test_frozen_encoder_output_is_memoised_without_changing_it(speech_clips):
     assert torch.equal(first.encoded_lengths, direct_lengths)
     assert (first.encoded - direct[:, : first.encoded.shape[1]]).abs().max() < 0.05  # float16 memo
     assert torch.equal(again.encoded[0], first.encoded[1][: again.encoded.shape[1]])
+    # new weights (loaded in place, as load_state_dict does) are a new encoder: no stale memo
+    with torch.no_grad():
+        model.encoder.layers[0].fc1.weight.mul_(0.5)
+        changed = model.encode_audio(batch, lengths)
+        feats, feat_lengths = model.frontend(batch, lengths)
+        direct, _ = model.encoder(feats, feat_lengths)
+    assert (changed.encoded - direct[:, : changed.encoded.shape[1]]).abs().max() < 0.05
+    assert (changed.encoded - first.encoded).abs().max() > 0.5
 
 
 def test_ctc_hypothesis_reaches_the_prompt(speech_clips):
