@@ -313,7 +313,7 @@ def evaluate(run) -> dict:
                ("backend:whisper-base", "whisper-base")]
     for spec, name in systems:
         for shards, condition in (("test", "clean"), ("test-noisy", "noisy")):
-            cli(run, "eval", "run", "--system", spec, "--name", name,
+            cli(run, "eval", "run", "--system", spec, "--name", name, "--batch-size", "16",
                 "--test", run.path("shards", shards),
                 "--test-set", "demo-test", "--condition", condition, "--out", out / "results")
     cli(run, "eval", "report", "--results", out / "results", "--out", out / "report")
