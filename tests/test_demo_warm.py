@@ -48,7 +48,7 @@ def test_the_background_builds_each_entry_once_and_reports_failures(tmp_path):
     entry = build_entry(str(tmp_path), "slow")
     built = json.loads((entry / "built-by.json").read_text())
     assert built["pid"] == warmer.process.pid != os.getpid()
-    assert built["nice"] >= os.nice(0) + 10
+    assert built["nice"] >= min(19, os.nice(0) + 10)  # 19 is the lowest priority
     failed = warmer.finish()
     assert [name for name, _ in failed] == ["broken entry"]
     assert "planted failure" in failed[0][1]
