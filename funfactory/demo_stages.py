@@ -49,7 +49,7 @@ def corpus(run) -> dict:
 
     cli(run, "synth", "corpus", "--out", run.path("corpus"), "--seed", run.seed,
         "--scale", run.scale)
-    run.warmer = CacheWarmer(demo_cache_jobs, run.seed, _corpus_texts(run))
+    run.warmer = CacheWarmer(demo_cache_jobs, run.seed, run.scale, _corpus_texts(run))
     summary = json.loads(run.path("corpus", "corpus.json").read_text(encoding="utf-8"))
     return {"counts": summary["counts"], "hours": summary["hours"]}
 

@@ -2,11 +2,12 @@
 
 On a fresh machine the demo's later stages first fill funfactory's cache: the packaged LLMs are
 converted from GGUF (Gemma-3-270M for the context stage, SmolLM2-135M for the model), the Whisper
-base encoder from CTranslate2, and half an hour of TTS speech is synthesised for the model. That
-is two to three minutes of work on 2 cores, and none of it depends on what the pipelines
-produce. So once the corpus exists `funfactory demo` starts one process that fills those entries
-while the pipeline stages run: at nice 10 and on one thread, it takes the CPU the stages leave
-idle and yields it when they need both cores.
+base encoder from CTranslate2, the hotword stage's noise is read from the cached corpus, built
+once, and half an hour of TTS speech is synthesised for the model. That is two to three minutes
+of work on 2 cores, and none of it depends on what the pipelines produce. So once the corpus
+exists `funfactory demo` starts one process that fills those entries while the pipeline stages
+run: at nice 10 and on one thread, it takes the CPU the stages leave idle and yields it when
+they need both cores.
 
 Every entry is built under its own file lock and published by one rename (`funfactory.cache`),
 so a stage that needs an entry before the background has it waits for it, or builds it itself
@@ -22,15 +23,18 @@ import traceback
 from collections.abc import Callable, Sequence
 
 
-def demo_cache_jobs(seed: int, corpus_texts: list[str]) -> list[tuple[str, Callable[[], object]]]:
+def demo_cache_jobs(seed: int, scale: str, corpus_texts: list[str]
+                    ) -> list[tuple[str, Callable[[], object]]]:
     """The demo's cache entries in the order its stages need them."""
     from functools import partial
 
     from funfactory.demo_speech import build_speech, plan_speech
     from funfactory.model.whisper import cached_whisper_encoder
+    from funfactory.synth.corpus import default_corpus
     from funfactory.synth.llm.transformers_backend import packaged_model_dir
 
     return [("Gemma-3-270M from GGUF", partial(packaged_model_dir, "gemma3-270m")),
+            ("the cached corpus (the hotword stage's noise)", partial(default_corpus, scale, seed)),
             ("demo speech (TTS)", partial(build_speech, plan_speech(seed, corpus_texts))),
             ("SmolLM2-135M from GGUF", partial(packaged_model_dir, "smollm2-135m-instruct")),
             ("Whisper base encoder", partial(cached_whisper_encoder, "whisper-base"))]
