@@ -26,6 +26,7 @@ import copy
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -43,9 +44,9 @@ from funfactory.model.masking import mask_encoder_output
 from funfactory.model.frontend import Frontend
 from funfactory.model.llm import (IGNORE_INDEX, LLMInputs, Prompt, PromptTemplate, build_llm_inputs,
                                   load_llm, resolve_llm_path)
-from funfactory.model.whisper import WhisperEncoder, WhisperFrontend, load_whisper_encoder
+from funfactory.model.whisper import (WHISPER_FRAME_SECONDS, WhisperEncoder, WhisperFrontend,
+                                      encode_in_windows, load_whisper_encoder, window_samples)
 
-WHISPER_FRAME_SECONDS = 0.02
 
 PARTS = ("encoder", "adaptor", "ctc", "llm")
 
@@ -119,8 +120,12 @@ class FunASRModel(nn.Module):
         return not any(p.requires_grad for p in self.encoder.parameters())
 
     def encode_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> AudioEncoding:
-        if self.config.whisper is not None and self.encoder_is_frozen():
-            encoded, enc_lengths = encode_frozen(self, waveforms, lengths)
+        if self.config.whisper is not None:
+            # Whisper attends over at most 30 s: longer clips are encoded window by window
+            encode = (partial(encode_frozen, self) if self.encoder_is_frozen()
+                      else lambda w, n: self.encoder(*self.frontend(w, n)))
+            encoded, enc_lengths = encode_in_windows(encode, waveforms, lengths,
+                                                     window_samples(self.config.whisper))
             return self.heads(encoded, enc_lengths)
         feats, feat_lengths = self.frontend(waveforms, lengths)
         return self.encode_features(feats, feat_lengths)

@@ -44,6 +44,7 @@ from funfactory.errors import FunfactoryError, MissingAssetError
 from funfactory.model.configs import WhisperEncoderConfig
 
 SAMPLE_RATE = 16000
+WHISPER_FRAME_SECONDS = 0.02  # one encoder output frame (two 10 ms mel frames)
 N_FFT = 400
 HOP = 160
 PACKAGED = ("whisper-base", "whisper-tiny.en")
@@ -135,7 +136,7 @@ class WhisperEncoder(nn.Module):
         if x.shape[1] > self.config.max_frames:
             raise FunfactoryError(
                 f"{x.shape[1] * 0.02:.1f} s of audio (with padding) exceeds Whisper's 30 s window: "
-                "segment long recordings before encoding")
+                "encode long recordings with encode_in_windows, or segment them")
         x = x + self.positions[: x.shape[1]]
         for layer in self.layers:
             x = layer(x)
@@ -143,6 +144,40 @@ class WhisperEncoder(nn.Module):
         out_lengths = torch.div(lengths.to(x.device) + 1, 2, rounding_mode="floor")
         valid = torch.arange(x.shape[1], device=x.device)[None, :] < out_lengths[:, None]
         return x * valid[..., None], out_lengths
+
+
+def window_samples(config: WhisperEncoderConfig) -> int:
+    """The longest clip one Whisper window encodes: `max_frames` output frames (20 ms each)
+    less the silence the frontend appends."""
+    return int((config.max_frames * WHISPER_FRAME_SECONDS - config.pad_seconds) * SAMPLE_RATE)
+
+
+def encode_in_windows(encode, waveforms: torch.Tensor, lengths: torch.Tensor, window: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`encode(waveforms, lengths)` -> (encoded, lengths) for clips of any length: a clip longer
+    than `window` samples is cut into consecutive windows (the last one shorter), all windows are
+    encoded as one batch (a shorter last window is padded with silence, as Whisper's own 30 s
+    input is), and each clip's outputs are joined in order. Clips that fit are encoded as they
+    are, so utterance-length input is unchanged; a long recording's frames near a cut hear only
+    their own side of it."""
+    if int(lengths.max()) <= window:
+        return encode(waveforms, lengths)
+    pieces = [(b, start, min(int(n), start + window)) for b, n in enumerate(lengths.tolist())
+              for start in range(0, int(n), window)]
+    batch = torch.zeros(len(pieces), window, device=waveforms.device)
+    for row, (b, start, end) in enumerate(pieces):
+        batch[row, : end - start] = waveforms[b, start:end]
+    piece_lengths = torch.tensor([end - start for _, start, end in pieces], device=waveforms.device)
+    encoded, encoded_lengths = encode(batch, piece_lengths)
+    rows: list[list[torch.Tensor]] = [[] for _ in range(waveforms.shape[0])]
+    for row, (b, _, _) in enumerate(pieces):
+        rows[b].append(encoded[row, : int(encoded_lengths[row])])
+    joined = [torch.cat(r) for r in rows]
+    out_lengths = torch.tensor([len(j) for j in joined], device=waveforms.device)
+    out = encoded.new_zeros(len(joined), int(out_lengths.max()), encoded.shape[-1])
+    for b, j in enumerate(joined):
+        out[b, : len(j)] = j
+    return out, out_lengths
 
 
 def read_ctranslate2_variables(model_bin: str | Path, prefix: str = "encoder/") -> dict[str, np.ndarray]:

@@ -173,3 +173,40 @@ def test_plain_ctc_targets_are_lower_case_words_without_punctuation():
     assert model.ctc_target("Hello, World! It's 5 o'clock.") == "hello world it's 5 o'clock"
     assert model.ctc_target("我们明天开会，好吗？") == "我们明天开会好吗"
     assert model_config("cpu").ctc_text == "plain"
+
+
+def test_a_recording_longer_than_whisper_window_is_encoded_window_by_window(speech_clips):
+    """A 40 s recording no longer fails Whisper's 30 s limit: its windows are encoded apart and
+    joined, each equal to encoding that stretch padded to a window; short clips are untouched."""
+    from funfactory.model.whisper import encode_in_windows, window_samples
+
+    model = _whisper_model()
+    window = window_samples(model.config.whisper)
+    assert window == 27 * 16000  # 30 s less the 3 s of silence the frontend appends
+    speech = np.concatenate([a for _, a in speech_clips] * 8)
+    long = torch.from_numpy(speech[: 40 * 16000].copy())[None]
+    assert long.shape[1] == 40 * 16000, "the test needs 40 s of speech"
+
+    def encode(w, n):
+        return model.encoder(*model.frontend(w, n))
+
+    with torch.no_grad():
+        with pytest.raises(Exception, match="30 s window"):
+            encode(long, torch.tensor([long.shape[1]]))
+        out, lengths = encode_in_windows(encode, long, torch.tensor([long.shape[1]]), window)
+        first, first_len = encode(long[:, :window], torch.tensor([window]))
+        # the last stretch is padded with silence to a whole window (as Whisper's own input is)
+        rest = torch.zeros(1, window)
+        rest[0, : long.shape[1] - window] = long[0, window:]
+        second, _ = encode(rest, torch.tensor([window]))
+        n1, n2 = int(first_len[0]), (long.shape[1] - window) // 320
+        assert int(lengths[0]) == n1 + n2 == 2000  # 40 s of 20 ms frames
+        assert torch.allclose(out[0, :n1], first[0, :n1], atol=1e-5)
+        assert torch.allclose(out[0, n1:n1 + n2], second[0, :n2], atol=1e-5)
+        short = long[:, :5 * 16000]
+        assert torch.equal(encode_in_windows(encode, short, torch.tensor([80000]), window)[0],
+                           encode(short, torch.tensor([80000]))[0])
+        # the model path (frozen encoder, memoised) decodes the whole recording
+        set_trainable(model, ["ctc"])
+        enc = model.encode_audio(long, torch.tensor([long.shape[1]]))
+    assert int(enc.encoded_lengths[0]) == 2000 and enc.ctc_log_probs.shape[1] == 2000
