@@ -36,7 +36,7 @@ class DecodeOptions:
     hotwords: HotwordIndex | None = None
     hotword_top_k: int = 10
     ctc_hypothesis_in_prompt: bool = False
-    max_new_tokens: int = 128
+    max_new_tokens: int = 256  # a 35 s read sentence runs to about 130 tokens
     # and at most this many per second of audio (plus 8): speech carries about 3 to 5 tokens a
     # second, so the bound cuts only a decoder that runs on, as a model does on a language it
     # was not trained on. None: no bound but max_new_tokens.
