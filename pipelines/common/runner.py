@@ -23,10 +23,10 @@ again as the command's own options (commands call it first in their handler);
 ``beam_options(runner=..., direct_num_workers=..., direct_running_mode=..., dask_address=...,
 extra=[...])`` builds ``PipelineOptions``; ``runner_options_from_args(namespace)`` does the same
 from parsed arguments; ``runner_of(options)`` names their runner and ``one_local_worker(options)``
-tells whether they run one in-process worker. ``run_and_wait(pipeline)`` runs a pipeline to the end, returns its Beam
-counters as ``{"namespace/name": value}`` (empty where the runner has no metrics, e.g. Dask) and
-closes the Dask client the DaskRunner opened. ``pickle_library`` is cloudpickle, so DoFns
-defined anywhere ship to workers.
+tells whether they run one in-process worker. ``run_and_wait(pipeline)`` runs a pipeline to the
+end, returns its Beam counters as ``{"namespace/name": value}`` (empty where the runner has no
+metrics, e.g. Dask) and closes the Dask client the DaskRunner opened. ``pickle_library`` is
+cloudpickle, so DoFns defined anywhere ship to workers.
 """
 
 from __future__ import annotations
