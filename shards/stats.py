@@ -53,17 +53,21 @@ def compute_stats(folder: str | Path) -> Stats:
 
 
 def duration_histogram(stats: Stats, png: str | Path, title: str = "segment durations") -> Path | str:
+    import numpy as np
     from matplotlib.figure import Figure
 
-    # a bare Agg figure with fixed margins: pyplot's figure manager and tight_layout's extra draw
-    # pass were a third of a small job's fixed cost (every run report draws this)
+    # every run report draws this, so it is kept cheap: a bare Agg figure with fixed margins (no
+    # pyplot figure manager, no tight_layout draw pass), the bars as one filled step artist
+    # rather than one patch per bin, and the title at a fixed height (no measuring of the axes
+    # to place it)
     fig = Figure(figsize=(6, 3.5))
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.9)
     ax = fig.subplots()
-    ax.hist(stats.durations, bins=min(40, max(5, len(stats.durations) // 3)), color="#3b6ea5")
+    counts, edges = np.histogram(stats.durations, bins=min(40, max(5, len(stats.durations) // 3)))
+    ax.stairs(counts, edges, fill=True, color="#3b6ea5")
     ax.set_xlabel("duration (s)")
     ax.set_ylabel("samples")
-    ax.set_title(f"{title}: {stats.samples} samples, {stats.hours:.2f} h")
+    ax.set_title(f"{title}: {stats.samples} samples, {stats.hours:.2f} h", y=1.0, pad=6)
     image = io.BytesIO()
     fig.savefig(image, dpi=100, format="png")
     return storage.write_bytes(png, image.getvalue())

@@ -188,17 +188,18 @@ def write_json(location: str | Path, obj) -> Path | str:
 
 
 class CountingWriter:
-    """Wrap a binary file: count and hash what goes through (a tar's size and sha256 for its index
-    fragment, without reading the tar back)."""
+    """Wrap a binary file: count and, unless ``hashed=False``, hash what goes through (a tar's size
+    and sha256 for its index fragment, without reading the tar back)."""
 
-    def __init__(self, f):
+    def __init__(self, f, hashed: bool = True):
         self.f = f
         self.written = 0
-        self.digest = hashlib.sha256()
+        self.digest = hashlib.sha256() if hashed else None
 
     def write(self, data) -> int:
         self.f.write(data)
-        self.digest.update(data)
+        if self.digest is not None:
+            self.digest.update(data)
         self.written += len(data)
         return len(data)
 

@@ -31,7 +31,8 @@ import apache_beam as beam
 
 from funfactory.pipelines.common.rejects import write_rejects
 from funfactory.pipelines.common.report import RunReport
-from funfactory.pipelines.common.runner import beam_options, one_local_worker, run_and_wait
+from funfactory.pipelines.common.runner import (beam_options, one_local_worker, run_and_wait,
+                                                runner_of)
 from funfactory.pipelines.common.sink import PackResult, pack_shards, remove_split
 from funfactory.pipelines.common.units import CommitUnit, WorkDir, done_units, read_manifests
 from funfactory.shards import storage
@@ -95,7 +96,7 @@ class JobResult:
 
 
 def _spread_dask_partitions(options, units: int) -> None:
-    if "dask" not in str(options.get_all_options().get("runner") or "").lower():
+    if "dask" not in runner_of(options).lower():
         return
     from apache_beam.runners.dask.dask_runner import DaskOptions
 

@@ -21,12 +21,12 @@ again as the command's own options (commands call it first in their handler);
 ``--config``, ``--restart``, the runner flags) among the Beam arguments instead of dropping them.
 
 ``beam_options(runner=..., direct_num_workers=..., direct_running_mode=..., dask_address=...,
-extra=[...])`` builds ``PipelineOptions``; ``one_local_worker(options)`` tells whether they run
-one in-process worker; ``runner_options_from_args(namespace)`` does the same
-from parsed arguments. ``run_and_wait(pipeline)`` runs a pipeline to the end, returns its Beam
-counters as ``{"namespace/name": value}`` (empty where the runner has no metrics, e.g. Dask) and
-closes the Dask client the DaskRunner opened. ``pickle_library`` is cloudpickle, so DoFns
-defined anywhere ship to workers.
+extra=[...])`` builds ``PipelineOptions``; ``runner_options_from_args(namespace)`` does the same
+from parsed arguments; ``runner_of(options)`` names their runner and ``one_local_worker(options)``
+tells whether they run one in-process worker. ``run_and_wait(pipeline)`` runs a pipeline to the
+end, returns its Beam counters as ``{"namespace/name": value}`` (empty where the runner has no
+metrics, e.g. Dask) and closes the Dask client the DaskRunner opened. ``pickle_library`` is
+cloudpickle, so DoFns defined anywhere ship to workers.
 """
 
 from __future__ import annotations
@@ -82,11 +82,21 @@ def one_local_worker(options) -> bool:
     FnApiRunner, one worker, in memory): nothing to spread work over."""
     if options is None:
         return False
-    values = options.get_all_options()
-    runner = str(values.get("runner") or "")
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    runner = runner_of(options)
+    direct = options.view_as(DirectOptions)
     return (runner in (FN_API_RUNNER, "DirectRunner") or runner.endswith(".DirectRunner")) \
-        and values.get("direct_num_workers") == 1 \
-        and values.get("direct_running_mode") in (None, "in_memory")
+        and direct.direct_num_workers == 1 \
+        and direct.direct_running_mode in (None, "in_memory")
+
+
+def runner_of(options) -> str:
+    """The runner named in ``options`` (a view of its options, not ``get_all_options``, which
+    parses every registered option class again: a few ms each time a job is started)."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    return str(options.view_as(StandardOptions).runner or "")
 
 
 def beam_options(**kwargs):

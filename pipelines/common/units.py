@@ -20,9 +20,11 @@ into the unit's part ``{work}/parts/{unit}.tar`` as it arrives (FLAC encoded the
 tar in memory), publishes the part when the unit ends, and then writes the manifest
 ``{work}/parts/{unit}.json``, the unit's completion marker, last: ``{"unit", "info", "samples":
 [{"key", "duration", "json_offset", "json_bytes", "flac_offset", "flac_bytes"}], "rejects",
-"stage_seconds", "part": {"size", "sha256"} | null}``. A runner that retries a bundle (a lost
-worker, a failed bundle) rewrites the same names with the same bytes: no duplicates. The work
-folder may be any fsspec URL (:mod:`funfactory.shards.storage`).
+"stage_seconds", "part": {"size"} | null}``. The part is not hashed: it lives until packed, which
+reads it by the manifest's offsets and checks each length, and the shard it goes into carries its
+sha256 in its index fragment. A runner that retries a bundle (a lost worker, a failed bundle)
+rewrites the same names with the same bytes: no duplicates. The work folder may be any fsspec URL
+(:mod:`funfactory.shards.storage`).
 
 Resume: :func:`done_units` lists units with a manifest; the driver runs only the others.
 ``WorkDir(url).pin(config_sha256)`` refuses to resume a work folder made with another config.
@@ -129,7 +131,7 @@ class PartWriter:
         self._keys.add(key)
         if self._tar is None:
             self._opened = storage.open_write(self.location)
-            self._counting = storage.CountingWriter(self._opened.__enter__())
+            self._counting = storage.CountingWriter(self._opened.__enter__(), hashed=False)
             self._tar = tarfile.open(fileobj=self._counting, mode="w|",
                                      format=tarfile.PAX_FORMAT)
         blob = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
@@ -141,12 +143,12 @@ class PartWriter:
                              "flac_offset": flac_offset, "flac_bytes": len(flac)})
 
     def close(self) -> dict | None:
-        """Publish the part; returns ``{"size", "sha256"}`` (None when there were no samples)."""
+        """Publish the part; returns ``{"size"}`` (None when there were no samples)."""
         if self._tar is None:
             return None
         self._tar.close()
         self._opened.__exit__(None, None, None)
-        return {"size": self._counting.written, "sha256": self._counting.sha256}
+        return {"size": self._counting.written}
 
     def abort(self, error: BaseException) -> None:
         if self._tar is not None:
