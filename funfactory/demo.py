@@ -17,7 +17,6 @@ from pathlib import Path
 
 from funfactory import demo_stages
 from funfactory.demo_report import write_report
-from funfactory.demo_warm import CacheWarmer
 
 
 @dataclass
@@ -43,7 +42,6 @@ class DemoRun:
     scale: str
     results: list[StageResult] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # of the stage now running
-    warmer: CacheWarmer | None = None  # fills caches in the background (funfactory.demo_warm)
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
@@ -108,8 +106,6 @@ def run_demo(out: Path, seed: int = 0, scale: str = "tiny") -> DemoRun:
         marker.write_text(json.dumps({"token": token, "seconds": seconds, "summary": summary,
                                       "commands": run.commands}, ensure_ascii=False, default=str))
         print(f"      done in {seconds:.1f} s", flush=True)
-    if run.warmer is not None:  # the speech stage was reused: let the cache fill end cleanly
-        run.warmer.finish()
     total = time.perf_counter() - started
     run.path("commands.sh").write_text(
         "#!/usr/bin/env bash\n# The commands this demo ran, stage by stage.\nset -euo pipefail\n"

@@ -43,13 +43,8 @@ def _pick(report: dict, *keys: str) -> dict:
 
 
 def corpus(run) -> dict:
-    """The raw corpus; then the background process that fills the caches later stages read
-    (packaged LLMs, the Whisper encoder, the model's TTS speech: `funfactory.demo_warm`)."""
-    from funfactory.demo_warm import CacheWarmer, demo_cache_jobs
-
     cli(run, "synth", "corpus", "--out", run.path("corpus"), "--seed", run.seed,
         "--scale", run.scale)
-    run.warmer = CacheWarmer(demo_cache_jobs, run.seed, run.scale, _corpus_texts(run))
     summary = json.loads(run.path("corpus", "corpus.json").read_text(encoding="utf-8"))
     return {"counts": summary["counts"], "hours": summary["hours"]}
 
@@ -236,18 +231,12 @@ def speech(run) -> dict:
     """Tens of minutes of TTS speech with known text for the model (funfactory.demo_speech)."""
     from funfactory.demo_speech import build_speech, plan_speech
 
-    folder = build_speech(plan_speech(run.seed, _corpus_texts(run)))
-    if run.warmer is not None:
-        run.warmer.finish()
-        run.warmer = None
+    corpus_texts = [u["text"] for line in
+                    run.path("corpus", "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+                    if line for u in json.loads(line)["utterances"]]
+    folder = build_speech(plan_speech(run.seed, corpus_texts))
     return {"folder": str(folder),
             **json.loads((folder / "summary.json").read_text(encoding="utf-8"))}
-
-
-def _corpus_texts(run) -> list[str]:
-    return [u["text"] for line in
-            run.path("corpus", "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-            if line for u in json.loads(line)["utterances"]]
 
 
 def model(run) -> dict:
