@@ -25,6 +25,7 @@ from funfactory.model.asr import AudioEncoding, FunASRModel
 from funfactory.model.ctc import CTCHypothesis, ctc_greedy
 from funfactory.model.hotword import HotwordIndex
 from funfactory.model.llm import Prompt, generate
+from funfactory.model.precision import autocast
 from funfactory.model.rescoring import choose_by_ctc
 
 METHODS = ("ctc", "llm")
@@ -50,6 +51,7 @@ class DecodeOptions:
     # config's `decode_candidates`. Greedy decoding only: sampling returns one sample.
     candidates: int | None = None
     candidate_temperature: float = 0.8
+    precision: str = "auto"  # autocast while decoding (model/precision.py): bf16 where native
 
 
 @dataclass
@@ -135,7 +137,8 @@ def transcribe(model: FunASRModel, waveforms: Sequence[np.ndarray], options: Dec
             "resample first")
     batch, lengths = waveform_batch(waveforms)
     device = next(model.parameters()).device
-    with torch.no_grad():
+    options = options or DecodeOptions()
+    with torch.no_grad(), autocast(options.precision, device):
         batch, lengths = batch.to(device), lengths.to(device)
         enc = model.encode_audio(batch, lengths)
-        return decode_encoding(model, enc, options or DecodeOptions(), prompts)
+        return decode_encoding(model, enc, options, prompts)

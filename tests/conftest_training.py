@@ -50,7 +50,7 @@ def bestrq_config(shards: str, out_dir: Path, **run):
                                             StreamConfig, TrainConfig)
 
     run_fields = dict(out_dir=str(out_dir), max_steps=4, log_every=1, save_every=0, val_every=0,
-                      device="cpu", tensorboard=False, threads=1)
+                      device="cpu", precision="fp32", tensorboard=False, threads=1)
     run_fields.update(run)
     return TrainConfig(
         data=LoaderConfig(streams=[StreamConfig(name="speech", shards=[shards])], batch_size=2,
@@ -83,7 +83,8 @@ def sft_config(shards: str, out_dir: Path, llm: Path, stage: str, **run):
                                             StreamConfig, TrainConfig)
 
     run_fields = dict(out_dir=str(out_dir), max_steps=3, log_every=1, save_every=0, val_every=0,
-                      device="cpu", tensorboard=False, threads=1, val_batch_size=8)
+                      device="cpu", precision="fp32", tensorboard=False, threads=1,
+                      val_batch_size=8)
     run_fields.update(run)
     return TrainConfig(
         data=LoaderConfig(streams=[StreamConfig(name="asr", shards=[shards])], batch_size=7,

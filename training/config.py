@@ -82,7 +82,7 @@ class RunConfig:
     out_dir: str = "runs/train"
     max_steps: int = 1000
     grad_accum: int = 1
-    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16 on GPU and on CPUs with AMX, else fp32) | fp32 | bf16 | fp16
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
     log_every: int = 10

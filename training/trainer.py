@@ -46,6 +46,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from funfactory.errors import FunfactoryError
+from funfactory.model.precision import autocast, autocast_dtype
 from funfactory.training.config import OptimConfig, RunConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -127,16 +128,6 @@ def gather_for_export(model: torch.nn.Module) -> None:
             if hasattr(param, "full_tensor"):
                 module._parameters[name] = torch.nn.Parameter(
                     param.full_tensor().detach(), requires_grad=param.requires_grad)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None for fp32; bf16 by default on GPU (section 4 trains in mixed precision)."""
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in table:
-        raise FunfactoryError(f"run.precision={precision!r}: choose auto, fp32, bf16 or fp16")
-    return table[precision]
 
 
 # -- optimiser and schedule ---------------------------------------------------------------------
@@ -415,9 +406,7 @@ class Trainer:
                                self._config_dict(), keep=self.run.keep_checkpoints)
 
     def _autocast(self):
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.info.device.type, dtype=self.dtype)
+        return autocast(self.run.precision, self.info.device)
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.info.device, non_blocking=True) if torch.is_tensor(v) else v
