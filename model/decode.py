@@ -39,8 +39,7 @@ class DecodeOptions:
     ctc_hypothesis_in_prompt: bool = False
     max_new_tokens: int = 256  # a 35 s read sentence runs to about 130 tokens
     # and at most this many per second of audio (plus 8): speech carries about 3 to 5 tokens a
-    # second, so the bound cuts only a decoder that runs on, as a model does on a language it
-    # was not trained on. None: no bound but max_new_tokens.
+    # second, so the bound cuts only a decoder that runs on. None: no bound but max_new_tokens.
     max_tokens_per_second: float | None = 10.0
     do_sample: bool = False
     temperature: float = 1.0
