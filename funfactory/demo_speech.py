@@ -34,6 +34,11 @@ UNSEEN_VOICE = "kokoro-alpha"
 HELDOUT_SENTENCES = 24
 RECIPE_VERSION = "3"  # bump to rebuild the cached speech
 EXTRA_SENTENCES = Path(__file__).with_name("demo-sentences-en.txt")
+# Rough synthesis cost per utterance (tenths of a second on one core), to cut the work into
+# parts of about PART_SECONDS tenths that finish together.
+VOICE_COST = {"hibari-en": 1, "piper-joe-en": 4, "espeak-en": 1, "espeak-en-f": 1,
+              "espeak-en-gb": 1, "kokoro-alpha": 20}
+PART_SECONDS = 200
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,33 @@ def _speak(voice, text: str, seed: int) -> np.ndarray:
     return (audio * (0.5 / peak)).astype(np.float32)
 
 
+def _speak_part(name: str, part: list[tuple[str, int]]) -> list[np.ndarray]:
+    voice = _voice(name)
+    return [_speak(voice, text, seed) for text, seed in part]
+
+
+def _speak_in_parallel(jobs: dict[str, list[tuple[str, str, str, int]]]) -> dict[str, list]:
+    """Every voice's utterances, synthesised by one process per core: each TTS engine runs on
+    one thread, and a voice's list is cut into parts (slow voices into more) so the processes
+    end together. The audio is the same as speaking them in order in one process."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    parts = [(name, start, items[start:start + PART_SECONDS // VOICE_COST[name]])
+             for name, items in jobs.items()
+             for start in range(0, len(items), PART_SECONDS // VOICE_COST[name])]
+    parts.sort(key=lambda p: -len(p[2]) * VOICE_COST[p[0]])  # longest first
+    workers = max(1, min(len(parts), os.cpu_count() or 1))
+    out: dict[str, list] = {name: [None] * len(items) for name, items in jobs.items()}
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = [(name, start, pool.submit(_speak_part, name, [(t, s) for _, _, t, s in part]))
+                   for name, start, part in parts]
+        for name, start, future in futures:
+            for k, audio in enumerate(future.result()):
+                out[name][start + k] = audio
+    return out
+
+
 def _write_set(out: Path, dataset: str, items: list[tuple[str, str, str, np.ndarray]],
                config_sha256: str) -> None:
     from funfactory import __version__
@@ -118,21 +150,20 @@ def build_speech(plan: SpeechPlan, cache: Path | None = None) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         sets: dict[str, list] = {"train": [], "heldout": [], "unseen-voice": []}
         first, others = TRAIN_VOICES[0], TRAIN_VOICES[1:]
+        jobs: dict[str, list[tuple[str, str, str, int]]] = {}  # voice -> (set, key, text, seed)
         for name in TRAIN_VOICES:
-            voice = _voice(name)
-            for i, text in enumerate(plan.train):
-                if name == first or name == others[i % len(others)]:
-                    sets["train"].append((f"tr-{name}-{i:03d}", text, name,
-                                          _speak(voice, text, plan.seed + i)))
-            for i, text in enumerate(plan.heldout):
-                sets["heldout"].append((f"ho-{name}-{i:03d}", text, name,
-                                        _speak(voice, text, plan.seed + 1000 + i)))
+            jobs[name] = [("train", f"tr-{name}-{i:03d}", text, plan.seed + i)
+                          for i, text in enumerate(plan.train)
+                          if name == first or name == others[i % len(others)]]
+            jobs[name] += [("heldout", f"ho-{name}-{i:03d}", text, plan.seed + 1000 + i)
+                           for i, text in enumerate(plan.heldout)]
+        jobs[UNSEEN_VOICE] = [("unseen-voice", f"uv-{UNSEEN_VOICE}-{i:03d}", text,
+                               plan.seed + 2000 + i) for i, text in enumerate(plan.heldout)]
+        for name, spoken in _speak_in_parallel(jobs).items():
+            for (dataset, key, text, _), audio in zip(jobs[name], spoken):
+                sets[dataset].append((key, text, name, audio))
         # sentence by sentence, so a validation subset (the first N utterances) hears every voice
         sets["heldout"].sort(key=lambda item: (item[0][-3:], TRAIN_VOICES.index(item[2])))
-        voice = _voice(UNSEEN_VOICE)
-        for i, text in enumerate(plan.heldout):
-            sets["unseen-voice"].append((f"uv-{UNSEEN_VOICE}-{i:03d}", text, UNSEEN_VOICE,
-                                         _speak(voice, text, plan.seed + 2000 + i)))
         summary = {}
         for name, items in sets.items():
             _write_set(partial / name, name.replace("-", ""), items, plan.sha256())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -43,9 +44,17 @@ def register(subparsers) -> None:
 
 
 def _corpus(args: argparse.Namespace) -> int:
-    from funfactory.synth.corpus import build_corpus
+    import shutil
+
+    from funfactory.synth.corpus import CorpusInfo, build_corpus, default_corpus
     started = time.perf_counter()
-    info = build_corpus(args.out, seed=args.seed, scale=args.scale, noise_dirs=args.noise_dirs)
+    if args.noise_dirs is None:
+        # the default corpus is built once per machine (the pipelines that read it, such as the
+        # hotword job's noise, find it there) and copied out
+        shutil.copytree(default_corpus(args.scale, args.seed).root, args.out, dirs_exist_ok=True)
+        info = CorpusInfo.load(Path(args.out))
+    else:
+        info = build_corpus(args.out, seed=args.seed, scale=args.scale, noise_dirs=args.noise_dirs)
     print(json.dumps({"root": str(info.root), "seed": info.seed, "scale": info.scale, "counts": info.counts,
                       "hours": info.hours, "seconds": round(time.perf_counter() - started, 1)},
                      ensure_ascii=False, indent=2))
@@ -53,8 +62,6 @@ def _corpus(args: argparse.Namespace) -> int:
 
 
 def _tts(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from funfactory.synth.audio_files import write_audio
     from funfactory.synth.tts import TARGET_SAMPLE_RATE, get_voice, resample_to_16k
     voice = get_voice(args.voice)

@@ -186,3 +186,18 @@ def test_concurrent_first_calls_build_once(tmp_path):
     root = Path(roots.pop())
     assert (root / "corpus.json").is_file()
     assert not list((tmp_path / "corpus").glob(".*.partial"))
+
+
+def test_the_cli_copies_the_machine_cached_default_corpus(tmp_path, capsys):
+    """`synth corpus --out` without noise folders is the corpus the pipelines read from the
+    cache, file for file, so a demo builds it once."""
+    from funfactory.cli import main
+    from funfactory.synth.corpus import default_corpus
+
+    cached = default_corpus("tiny", 0).root
+    assert main(["synth", "corpus", "--out", str(tmp_path / "c"), "--scale", "tiny"]) == 0
+    files = sorted(p.relative_to(cached) for p in cached.rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(tmp_path / "c")
+                                     for p in (tmp_path / "c").rglob("*") if p.is_file())
+    assert all((cached / f).read_bytes() == (tmp_path / "c" / f).read_bytes() for f in files)
+    assert CorpusInfo.load(tmp_path / "c").counts == CorpusInfo.load(cached).counts

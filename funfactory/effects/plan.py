@@ -38,8 +38,8 @@ class EffectsPlan:
 PLANS = {
     # Sized for an hour of a quiet 2-core machine: the demo's recipe (40 s CTC batches, the LLM's
     # 160 steps) on all its training speech, with fewer CTC steps since four heads are trained.
-    "full": EffectsPlan(model_size="cpu", ctc_steps=400, ctc_lr=2e-3, ctc_batch_seconds=40,
-                        llm_steps=160, llm_lr=2e-3, llm_batch_seconds=16, grpo_steps=32,
+    "full": EffectsPlan(model_size="cpu", ctc_steps=300, ctc_lr=2e-3, ctc_batch_seconds=40,
+                        llm_steps=160, llm_lr=2e-3, llm_batch_seconds=16, grpo_steps=24,
                         grpo_group_size=4, grpo_utterances_per_step=2, grpo_lr=5e-5,
                         rl_utterances=32, hotword_test_utterances=16, grpo_held_out=16,
                         train_utterances=100_000, subset=96, test_utterances=48,
