@@ -98,19 +98,34 @@ def test_decoding_with_candidates_is_deterministic_and_leaves_the_callers_random
         assert chosen.text == texts[int(np.argmax(scores))]
 
 
+def _noise_batch(model, sizes: list[int]):
+    """The encoding of random clips of `sizes` samples and their left-padded LLM inputs."""
+    audio = [np.random.default_rng(k).standard_normal(n).astype(np.float32) * 0.1
+             for k, n in enumerate(sizes)]
+    batch, lengths = waveform_batch(audio)
+    with torch.no_grad():
+        enc = model.encode_audio(batch, lengths)
+    return enc, model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, [None] * len(sizes),
+                                       padding_side="left")
+
+
+def _texts(model, rows: list[list[int]]) -> list[str]:
+    """Token rows cut at the first stop token, decoded (what `generate` returns)."""
+    from funfactory.model.llm import stop_token_ids
+
+    stops = stop_token_ids(model.tokenizer)
+    return [model.tokenizer.decode(row[: next((k for k, t in enumerate(row) if t in stops),
+                                               len(row))], skip_special_tokens=True)
+            for row in rows]
+
+
 def test_samples_share_one_prefill_and_equal_transformers_own_expansion():
     from transformers import GenerationConfig
 
     from funfactory.model.llm import stop_token_ids
 
     model = tiny_model()
-    audio = [np.random.default_rng(k).standard_normal(12000 + 5000 * k).astype(np.float32) * 0.1
-             for k in range(3)]
-    batch, lengths = waveform_batch(audio)
-    with torch.no_grad():
-        enc = model.encode_audio(batch, lengths)
-    inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, [None] * 3,
-                                    padding_side="left")
+    _, inputs = _noise_batch(model, [12000 + 5000 * k for k in range(3)])
     ours = generate(model.llm, model.tokenizer, inputs, max_new_tokens=5, do_sample=True,
                     temperature=1.5, seed=3, num_return_sequences=4)
     stops = stop_token_ids(model.tokenizer)
@@ -121,10 +136,7 @@ def test_samples_share_one_prefill_and_equal_transformers_own_expansion():
     with torch.no_grad():
         out = model.llm.generate(inputs_embeds=inputs.inputs_embeds,
                                  attention_mask=inputs.attention_mask, generation_config=config)
-    theirs = []
-    for row in out.tolist():
-        ids = [t for t in row[: next((k for k, t in enumerate(row) if t in stops), len(row))]]
-        theirs.append(model.tokenizer.decode(ids, skip_special_tokens=True))
+    theirs = _texts(model, out.tolist())
     assert len(ours) == 12 and len(set(ours)) > 1
     assert ours == theirs
 
@@ -136,18 +148,12 @@ def test_each_row_stops_at_its_own_token_budget():
     from funfactory.model.llm import stop_token_ids
 
     model = tiny_model()
-    audio = [np.random.default_rng(k).standard_normal(8000 + 16000 * k).astype(np.float32) * 0.1
-             for k in range(3)]
-    batch, lengths = waveform_batch(audio)
-    with torch.no_grad():
-        enc = model.encode_audio(batch, lengths)
+    enc, inputs = _noise_batch(model, [8000 + 16000 * k for k in range(3)])
     assert token_budgets(model, enc, DecodeOptions(max_new_tokens=100, max_tokens_per_second=4)) \
         == [min(100, math.ceil(4 * float(n) * model.encoder_frame_seconds) + 8)
             for n in enc.encoded_lengths]
     assert token_budgets(model, enc, DecodeOptions(max_new_tokens=9, max_tokens_per_second=None)) \
         == [9, 9, 9]
-    inputs = model.build_llm_inputs(enc.audio_embeds, enc.audio_lengths, [None] * 3,
-                                    padding_side="left")
     budgets = [2, 7, 4]
     ours = generate(model.llm, model.tokenizer, inputs, max_new_tokens=budgets)
     with torch.no_grad():
@@ -155,13 +161,7 @@ def test_each_row_stops_at_its_own_token_budget():
                                  attention_mask=inputs.attention_mask, max_new_tokens=7,
                                  do_sample=False, eos_token_id=stop_token_ids(model.tokenizer),
                                  pad_token_id=model.tokenizer.pad_token_id)
-    stops = stop_token_ids(model.tokenizer)
-    reference = []
-    for row, budget in zip(out.tolist(), budgets):
-        row = row[:budget]
-        row = row[: next((k for k, t in enumerate(row) if t in stops), len(row))]
-        reference.append(model.tokenizer.decode(row, skip_special_tokens=True))
-    assert ours == reference
+    assert ours == _texts(model, [row[:budget] for row, budget in zip(out.tolist(), budgets)])
     assert len(model.tokenizer.encode(ours[0], add_special_tokens=False)) <= 2
     with pytest.raises(Exception, match="at least 1"):
         generate(model.llm, model.tokenizer, inputs, max_new_tokens=[0, 3, 3])
