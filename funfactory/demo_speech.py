@@ -34,11 +34,12 @@ UNSEEN_VOICE = "kokoro-alpha"
 HELDOUT_SENTENCES = 24
 RECIPE_VERSION = "3"  # bump to rebuild the cached speech
 EXTRA_SENTENCES = Path(__file__).with_name("demo-sentences-en.txt")
-# Rough synthesis cost per utterance (tenths of a second on one core), to cut the work into
-# parts of about PART_SECONDS tenths that finish together.
+# Rough synthesis cost of one utterance per voice, in tenths of a second on one core (a guess
+# from the engines' real-time factors; other voices count 4), to cut the work into parts of
+# about PART_COST that finish together.
 VOICE_COST = {"hibari-en": 1, "piper-joe-en": 4, "espeak-en": 1, "espeak-en-f": 1,
               "espeak-en-gb": 1, "kokoro-alpha": 20}
-PART_SECONDS = 200
+PART_COST = 200
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,11 @@ def _speak_in_parallel(jobs: dict[str, list[tuple[str, str, str, int]]]) -> dict
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    parts = [(name, start, items[start:start + PART_SECONDS // VOICE_COST[name]])
+    cost = {name: VOICE_COST.get(name, 4) for name in jobs}
+    parts = [(name, start, items[start:start + PART_COST // cost[name]])
              for name, items in jobs.items()
-             for start in range(0, len(items), PART_SECONDS // VOICE_COST[name])]
-    parts.sort(key=lambda p: -len(p[2]) * VOICE_COST[p[0]])  # longest first
+             for start in range(0, len(items), PART_COST // cost[name])]
+    parts.sort(key=lambda p: -len(p[2]) * cost[p[0]])  # longest first
     workers = max(1, min(len(parts), os.cpu_count() or 1))
     out: dict[str, list] = {name: [None] * len(items) for name, items in jobs.items()}
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:

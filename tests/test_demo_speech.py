@@ -10,7 +10,7 @@ def test_parallel_synthesis_equals_speaking_in_order(monkeypatch):
              "Our flight was delayed by fog."]
     jobs = {voice: [("train", f"{voice}-{i}", t, 7 + i) for i, t in enumerate(texts)]
             for voice in ("hibari-en", "espeak-en")}
-    monkeypatch.setattr(demo_speech, "PART_SECONDS", 2)  # parts of two utterances: voices split
+    monkeypatch.setattr(demo_speech, "PART_COST", 2)  # parts of two utterances: voices split
     spoken = demo_speech._speak_in_parallel(jobs)
     for voice, items in jobs.items():
         in_order = demo_speech._speak_part(voice, [(t, s) for _, _, t, s in items])
