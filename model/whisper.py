@@ -172,7 +172,7 @@ def encode_in_windows(encode, waveforms: torch.Tensor, lengths: torch.Tensor, wi
     rows: list[list[torch.Tensor]] = [[] for _ in range(waveforms.shape[0])]
     for row, (b, _, _) in enumerate(pieces):
         rows[b].append(encoded[row, : int(encoded_lengths[row])])
-    joined = [torch.cat(r) for r in rows]
+    joined = [torch.cat(r) if r else encoded.new_zeros(0, encoded.shape[-1]) for r in rows]
     out_lengths = torch.tensor([len(j) for j in joined], device=waveforms.device)
     out = encoded.new_zeros(len(joined), int(out_lengths.max()), encoded.shape[-1])
     for b, j in enumerate(joined):
