@@ -141,7 +141,9 @@ def _write_set(out: Path, dataset: str, items: list[tuple[str, str, str, np.ndar
 
 
 def build_speech(plan: SpeechPlan, cache: Path | None = None) -> Path:
-    """Shard sets `train/`, `heldout/`, `unseen-voice/` for `plan`, built once into the cache."""
+    """Shard sets `train/`, `heldout/`, `unseen-voice/` for `plan`, built once into the cache.
+    The synthesis spawns one process per core, which imports the caller's main module again: call
+    it from a script only under `if __name__ == "__main__":`."""
     target = (cache or cache_root()) / "demo-speech" / plan.key()
     if (target / "summary.json").is_file():
         return target
