@@ -46,7 +46,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from funfactory.errors import FunfactoryError
-from funfactory.model.precision import autocast, autocast_dtype
+from funfactory.model.precision import autocast_dtype
 from funfactory.training.config import OptimConfig, RunConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -406,7 +406,9 @@ class Trainer:
                                self._config_dict(), keep=self.run.keep_checkpoints)
 
     def _autocast(self):
-        return autocast(self.run.precision, self.info.device)
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.info.device.type, dtype=self.dtype)
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.info.device, non_blocking=True) if torch.is_tensor(v) else v
