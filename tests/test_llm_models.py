@@ -74,3 +74,17 @@ def test_json_mode_retries_with_new_seeds_and_reports_failures(smollm2, tmp_path
     assert values == [None]
     assert client.stats.json_retries == 2 and client.stats.json_failures == 1
     assert client.stats.cache_misses == 3  # each retry is a new request (new seed, sampled)
+
+
+def test_gguf_conversion_parses_the_file_once_and_restores_the_reader():
+    import gguf
+
+    from funfactory.synth.llm.transformers_backend import SMOLLM2, _one_gguf_parse, _packaged_gguf
+
+    path = _packaged_gguf(SMOLLM2)
+    original = gguf.GGUFReader
+    with _one_gguf_parse():
+        first, again = gguf.GGUFReader(path), gguf.GGUFReader(str(path))
+        assert first is again
+        assert len(first.tensors) == len(original(path).tensors) > 0
+    assert gguf.GGUFReader is original
