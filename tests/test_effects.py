@@ -113,6 +113,8 @@ def test_silent_inputs_are_silent_or_faint():
 
 @pytest.mark.slow
 def test_noise_only_streaming_hotword_and_grpo_experiments_run_on_the_tiny_plan(tiny_effects):
+    from funfactory.shards.reader import ShardReader
+
     run, _, _, speech = tiny_effects
     rows = run_effects(run, speech, ("noise_only", "streaming", "hotwords", "grpo"))
     assert [r.get("error") for r in rows] == [None, None, None, None]
@@ -129,3 +131,11 @@ def test_noise_only_streaming_hotword_and_grpo_experiments_run_on_the_tiny_plan(
     assert hotword_row["utterances"]["hotword test"] == 2
     assert hotword_row["detail"]["none"]["mean_candidates"] == 0
     assert grpo_row["utterances"]["GRPO steps"] == PLANS["tiny"].grpo_steps
+    source = [s.meta for s in ShardReader(run.path("shards", "rl-source"), decode=False)]
+    assert grpo_row["utterances"]["RL candidates"] == len(source)
+    assert sum(m["task"] == "hotword" for m in source) == PLANS["tiny"].rl_utterances
+    assert {m["task"] for m in source} == {"hotword", "noise_only", "asr"}
+    selection = grpo_row["detail"]["rl_selection"]
+    print("RL job on the tiny plan:", selection)
+    kept = [n for n in selection["kept"].values() if n]
+    assert len(set(kept)) == 1 and sum(kept) == grpo_row["utterances"]["RL training set"]

@@ -15,6 +15,7 @@ same rewards.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -86,6 +87,8 @@ def score(run, models: dict, sets: dict) -> dict:
                      "examples": [{"reference": utterances[i].reference, "hypothesis": texts[i]}
                                   for i in speech[:3]]}
     rows = [r for r in read_metrics(models["grpo"].parent) if "reward" in r]
+    selection = json.loads((models["rl_set"] / "_reports" / "rl-selection.json").read_text(
+        encoding="utf-8"))
     base, treat = out["sft"]["reward"], out["grpo"]["reward"]
     wer_ok = out["grpo"]["wer"] <= out["sft"]["wer"]
     return {"experiment": "GRPO", "section": SECTION,
@@ -94,10 +97,12 @@ def score(run, models: dict, sets: dict) -> dict:
             "baseline": base, "treatment": treat, "change": f"{treat - base:+.4f}",
             "target": "reward higher, WER no worse", "met": treat > base and wer_ok,
             "utterances": {"held-out RL set": len(utterances), "with speech": len(speech),
+                           "RL candidates": sum(selection["candidates"].values()),
                            "RL training set": len(decoding.read_set(models["rl_set"])),
                            "GRPO steps": len(rows),
                            "rollouts per step": run.plan.grpo_group_size
                            * run.plan.grpo_utterances_per_step},
-            "detail": {**out, "train_reward_first_last": [round(rows[0]["reward"], 4),
+            "detail": {**out, "rl_selection": {k: selection[k] for k in ("candidates", "kept")},
+                       "train_reward_first_last": [round(rows[0]["reward"], 4),
                                                           round(rows[-1]["reward"], 4)] if rows
                        else None}}
