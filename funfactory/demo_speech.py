@@ -47,9 +47,11 @@ class SpeechPlan:
     train: tuple[str, ...]
     heldout: tuple[str, ...]
     seed: int
+    unseen_voice: bool = True  # also build `unseen-voice/` (the held-out sentences by UNSEEN_VOICE)
 
     def sha256(self) -> str:
-        payload = json.dumps([RECIPE_VERSION, TRAIN_VOICES, UNSEEN_VOICE, self.train,
+        payload = json.dumps([RECIPE_VERSION, TRAIN_VOICES,
+                              UNSEEN_VOICE if self.unseen_voice else None, self.train,
                               self.heldout, self.seed])
         return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -128,7 +130,7 @@ def _speak_in_parallel(jobs: dict[str, list[tuple[str, str, str, int]]]) -> dict
 
 
 def _write_set(out: Path, dataset: str, items: list[tuple[str, str, str, np.ndarray]],
-               config_sha256: str) -> None:
+               config_sha256: str, pool: str) -> None:
     from funfactory import __version__
     from funfactory.shards.schema import new_meta
     from funfactory.shards.writer import ShardWriter
@@ -136,15 +138,17 @@ def _write_set(out: Path, dataset: str, items: list[tuple[str, str, str, np.ndar
     with ShardWriter(out, dataset, "train" if dataset == "train" else "test") as writer:
         for key, text, voice, audio in items:
             writer.write(new_meta(key=key, text=text, language="en", duration=len(audio) / 16000,
-                                  source_id=key, uri=f"tts://{voice}", pipeline="demo-speech",
+                                  source_id=key, uri=f"tts://{voice}", pipeline=pool,
                                   version=__version__, config_sha256=config_sha256, voice=voice), audio)
 
 
-def build_speech(plan: SpeechPlan, cache: Path | None = None) -> Path:
-    """Shard sets `train/`, `heldout/`, `unseen-voice/` for `plan`, built once into the cache.
-    The synthesis spawns one process per core, which imports the caller's main module again: call
-    it from a script only under `if __name__ == "__main__":`."""
-    target = (cache or cache_root()) / "demo-speech" / plan.key()
+def build_speech(plan: SpeechPlan, cache: Path | None = None, pool: str = "demo-speech") -> Path:
+    """Shard sets `train/`, `heldout/` and (if the plan asks) `unseen-voice/` for `plan`, built
+    once into the cache folder `pool/<key>/` (another sentence pool names its own folder; `pool`
+    is also each sample's `pipeline`). The synthesis spawns one process per core, which imports
+    the caller's main module again: call it from a script only under
+    `if __name__ == "__main__":`."""
+    target = (cache or cache_root()) / pool / plan.key()
     if (target / "summary.json").is_file():
         return target
     with file_lock(target.with_name(target.name + ".lock")):
@@ -152,7 +156,7 @@ def build_speech(plan: SpeechPlan, cache: Path | None = None) -> Path:
             return target
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
         shutil.rmtree(partial, ignore_errors=True)
-        sets: dict[str, list] = {"train": [], "heldout": [], "unseen-voice": []}
+        sets: dict[str, list] = {"train": [], "heldout": []}
         first, others = TRAIN_VOICES[0], TRAIN_VOICES[1:]
         jobs: dict[str, list[tuple[str, str, str, int]]] = {}  # voice -> (set, key, text, seed)
         for name in TRAIN_VOICES:
@@ -161,8 +165,10 @@ def build_speech(plan: SpeechPlan, cache: Path | None = None) -> Path:
                           if name == first or name == others[i % len(others)]]
             jobs[name] += [("heldout", f"ho-{name}-{i:03d}", text, plan.seed + 1000 + i)
                            for i, text in enumerate(plan.heldout)]
-        jobs[UNSEEN_VOICE] = [("unseen-voice", f"uv-{UNSEEN_VOICE}-{i:03d}", text,
-                               plan.seed + 2000 + i) for i, text in enumerate(plan.heldout)]
+        if plan.unseen_voice:
+            sets["unseen-voice"] = []
+            jobs[UNSEEN_VOICE] = [("unseen-voice", f"uv-{UNSEEN_VOICE}-{i:03d}", text,
+                                   plan.seed + 2000 + i) for i, text in enumerate(plan.heldout)]
         for name, spoken in _speak_in_parallel(jobs).items():
             for (dataset, key, text, _), audio in zip(jobs[name], spoken):
                 sets[dataset].append((key, text, name, audio))
@@ -170,7 +176,7 @@ def build_speech(plan: SpeechPlan, cache: Path | None = None) -> Path:
         sets["heldout"].sort(key=lambda item: (item[0][-3:], TRAIN_VOICES.index(item[2])))
         summary = {}
         for name, items in sets.items():
-            _write_set(partial / name, name.replace("-", ""), items, plan.sha256())
+            _write_set(partial / name, name.replace("-", ""), items, plan.sha256(), pool)
             summary[name] = {"utterances": len(items),
                              "minutes": round(sum(len(a) for *_, a in items) / 16000 / 60, 2),
                              "voices": sorted({v for _, _, v, _ in items})}

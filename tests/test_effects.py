@@ -77,6 +77,27 @@ def test_the_readme_block_is_replaced_between_its_markers(tiny_effects, tmp_path
         update_readme(bare, "table")
 
 
+def test_the_hotword_sets_are_spoken_hotword_sentences_with_their_true_hotwords(tiny_effects):
+    from funfactory.effects.data import build_sets
+    from funfactory.effects.hotword_speech import read_pool
+    from funfactory.shards.reader import ShardReader
+
+    run, _, _, speech = tiny_effects
+    sets = build_sets(run, speech, ["hotword-train", "hotword-test"])
+    pool = read_pool()
+    written = {s.text: s.hotwords for sentences in pool.values() for s in sentences}
+    for name, split, voices in (("hotword-train", "train", 2), ("hotword-test", "test", 5)):
+        samples = [s for s in ShardReader(sets[name], decode=False) if s.meta["task"] == "hotword"]
+        chosen = pool[split][:PLANS["tiny"].hotword_sentences]
+        assert sorted(s.meta["raw_text"] for s in samples) == sorted(
+            c.text for c in chosen for _ in range(voices))
+        for sample in samples:
+            true = [h["text"] for h in sample.meta["hotword"]["true"]]
+            assert set(written[sample.meta["raw_text"]]) <= set(true)
+            assert set(true) <= set(sample.meta["prompt"]["hotwords"])
+    assert "hotword-speech" in run.commands[-1] and "--set split=test" in run.commands[-1]
+
+
 def test_silent_inputs_are_silent_or_faint():
     from funfactory.effects.data import silent_inputs
     from funfactory.shards.reader import ShardReader
@@ -92,6 +113,8 @@ def test_silent_inputs_are_silent_or_faint():
 
 @pytest.mark.slow
 def test_noise_only_streaming_hotword_and_grpo_experiments_run_on_the_tiny_plan(tiny_effects):
+    from funfactory.shards.reader import ShardReader
+
     run, _, _, speech = tiny_effects
     rows = run_effects(run, speech, ("noise_only", "streaming", "hotwords", "grpo"))
     assert [r.get("error") for r in rows] == [None, None, None, None]
@@ -108,3 +131,11 @@ def test_noise_only_streaming_hotword_and_grpo_experiments_run_on_the_tiny_plan(
     assert hotword_row["utterances"]["hotword test"] == 2
     assert hotword_row["detail"]["none"]["mean_candidates"] == 0
     assert grpo_row["utterances"]["GRPO steps"] == PLANS["tiny"].grpo_steps
+    source = [s.meta for s in ShardReader(run.path("shards", "rl-source"), decode=False)]
+    assert grpo_row["utterances"]["RL candidates"] == len(source)
+    assert sum(m["task"] == "hotword" for m in source) == PLANS["tiny"].rl_utterances
+    assert {m["task"] for m in source} == {"hotword", "noise_only", "asr"}
+    selection = grpo_row["detail"]["rl_selection"]
+    print("RL job on the tiny plan:", selection)
+    kept = [n for n in selection["kept"].values() if n]
+    assert len(set(kept)) == 1 and sum(kept) == grpo_row["utterances"]["RL training set"]

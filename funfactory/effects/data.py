@@ -1,6 +1,7 @@
 """The shard sets of an effects run, each made by the project's own pipelines from TTS speech
-with known text (`funfactory.demo_speech`): every command is a `funfactory` command line, listed
-in the run's `commands.sh`. A set whose folder already holds an index is not made again.
+with known text (`funfactory.demo_speech`, and for the hotword sets the hotword sentences of
+`funfactory.effects.hotword_speech`): every command is a `funfactory` command line, listed in the
+run's `commands.sh`. A set whose folder already holds an index is not made again.
 
 | set | made by | from |
 | --- | --- | --- |
@@ -12,12 +13,14 @@ in the run's `commands.sh`. A set whose folder already holds an index is not mad
 | `noisy-test` | `pipeline augment run` with the *test* noise split, one noisy copy and one noise-only sample per utterance | `test-clean` |
 | `silent-test` | digital silence and near-silent dither, empty labels | written here |
 | `streaming-train`, `streaming-test` | `pipeline streaming run` (720 ms prefixes, aligned partial text) | `train-subset`, `test-clean` |
-| `hotword-train`, `hotword-test` | `pipeline hotword run` (mined hotwords plus distractors) | `train-subset`, `test-clean` |
+| `hotword-train`, `hotword-test` | `pipeline hotword run` (mined hotwords plus distractors; noise-only inputs with distractor lists for training) | hotword speech `train/`, `heldout/` |
+| `rl-source` | the RL job's candidates: hotword training utterances, half as many each of their noise-only inputs, plain training utterances and noise-only training samples | `hotword-train`, `train-subset`, `noise-only-train` |
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +37,25 @@ def _done(folder: Path) -> bool:
 def even_subset(source: Path, out: Path, dataset: str, split: str, count: int) -> Path:
     """`count` samples of `source` taken at even strides (so every voice is represented),
     copied bit-exact into new shards."""
+    return even_mix([(source, None, count)], out, dataset, split)
+
+
+def even_mix(parts: list[tuple[Path, Callable[[dict], bool] | None, int]], out: Path,
+             dataset: str, split: str) -> Path:
+    """For each (source, keep, count), `count` of the source's samples that `keep` accepts (all
+    when None), taken at even strides and copied bit-exact, in order, into one new shard set."""
+    from funfactory.effects.decoding import even
     from funfactory.shards.reader import ShardReader
     from funfactory.shards.writer import ShardWriter
 
     if _done(out):
         return out
-    samples = list(ShardReader(source, decode=False))
-    stride = max(1, len(samples) // max(1, count))
     with ShardWriter(out, dataset, split) as writer:
-        for sample in samples[::stride][:count]:
-            writer.write_encoded(sample.meta, sample.flac)
+        for source, keep, count in parts:
+            samples = [s for s in ShardReader(source, decode=False)
+                       if keep is None or keep(s.meta)]
+            for sample in even(samples, count):
+                writer.write_encoded(sample.meta, sample.flac)
     return out
 
 
@@ -105,9 +117,13 @@ def _hotword(run: EffectsRun, source: Path, out: Path, overrides: list[str]) -> 
 
 
 def build_sets(run: EffectsRun, speech: Path, names) -> dict[str, Path]:
-    """The shard sets `names` (see the module's table) and those they are made from."""
+    """The shard sets `names` (see the module's table) and those they are made from; the hotword
+    speech is built (once, into the cache) only when a hotword set is wanted."""
+    from funfactory.effects.hotword_speech import hotword_speech
+
     plan = run.plan
     shards = lambda name: run.path("shards", name)  # noqa: E731
+    hotword_folder = lambda: hotword_speech(run.seed, plan.hotword_sentences)  # noqa: E731
     recipes = {
         "test-clean": ((), lambda s: even_subset(speech / "heldout", shards("test-clean"),
                                                  "testclean", "test", plan.test_utterances)),
@@ -127,11 +143,17 @@ def build_sets(run: EffectsRun, speech: Path, names) -> dict[str, Path]:
             run, s["train-subset"], shards("streaming-train"), [])),
         "streaming-test": (("test-clean",), lambda s: _streaming(
             run, s["test-clean"], shards("streaming-test"), ["split=test"])),
-        "hotword-train": (("train-subset",), lambda s: _hotword(
-            run, s["train-subset"], shards("hotword-train"), ["max_distractors=8"])),
-        "hotword-test": (("test-clean",), lambda s: _hotword(
-            run, s["test-clean"], shards("hotword-test"),
+        "hotword-train": ((), lambda s: _hotword(
+            run, hotword_folder() / "train", shards("hotword-train"), ["max_distractors=8"])),
+        "hotword-test": ((), lambda s: _hotword(
+            run, hotword_folder() / "heldout", shards("hotword-test"),
             ["split=test", "noise_only_per_unit=0", "zero_distractor_share=0"])),
+        "rl-source": (("hotword-train", "train-subset", "noise-only-train"), lambda s: even_mix(
+            [(s["hotword-train"], lambda m: m["task"] == "hotword", plan.rl_utterances),
+             (s["hotword-train"], lambda m: m["task"] == "noise_only", plan.rl_utterances // 2),
+             (s["train-subset"], None, plan.rl_utterances // 2),
+             (s["noise-only-train"], None, plan.rl_utterances // 2)],
+            shards("rl-source"), "rlsource", "train")),
     }
     sets: dict[str, Path] = {"train": even_subset(speech / "train", shards("train"), "train",
                                                   "train", plan.train_utterances)}

@@ -1,32 +1,35 @@
 """GRPO (Fun-ASR report section 4.4, Table 8): the SFT model against SFT + GRPO.
 
 The RL set is what `funfactory pipeline rl run --model SFT` selects (hard, long, hallucination,
-keyword and regular samples in equal shares, judged by the SFT model's own greedy output) from
-an even subset of the hotword training samples (utterances with hotword lists, and noise-only
-inputs). `funfactory train grpo` then runs the plan's steps with the four rewards (R1 = 1 - WER,
-R2 keyword accuracy and recall, R3 hallucination penalty, R4 language match). Both models decode
-the same held-out RL set greedily: the hotword test utterances (their true hotwords are R2's
-keywords) and the noisy test set's noise-only inputs (test noise), scored by the same rewards.
+keyword and regular samples in equal shares, judged by the SFT model's own greedy output) from the
+`rl-source` candidates (`effects.data`): hotword training utterances with their hotword lists
+(keyword), noise-only inputs with distractor-only lists (keyword, or hallucination where the SFT
+model writes on them), plain training utterances and noise-only samples without a list (regular,
+or hallucination). Every present subset keeps as many samples as the smallest present one, so each
+kind of candidate comes in dozens. `funfactory train grpo` then runs the plan's steps with the four
+rewards (R1 = 1 - WER, R2 keyword accuracy and recall, R3 hallucination penalty, R4 language
+match). Both models decode the same held-out RL set greedily: hotword test utterances (their true
+hotwords are R2's keywords) and the noisy test set's noise-only inputs (test noise), scored by the
+same rewards.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
 
 from funfactory.demo_stages import cli
 from funfactory.effects import decoding, hotwords
-from funfactory.effects.data import even_subset
 
 SECTION = "4.4, Table 8"
-SETS = hotwords.SETS
+SETS = hotwords.SETS + ("rl-source",)
 
 
 def train(run, sets: dict, sft: Path) -> dict:
     plan = run.plan
-    source = even_subset(sets["hotword-train"], run.path("shards", "rl-source"), "rlsource",
-                         "train", plan.rl_utterances)
+    source = sets["rl-source"]
     rl = run.path("shards", "rl")
     if not any(rl.glob("*.parquet")):
         cli(run, "pipeline", "rl", "run", "--model", sft, "--set",
@@ -84,6 +87,8 @@ def score(run, models: dict, sets: dict) -> dict:
                      "examples": [{"reference": utterances[i].reference, "hypothesis": texts[i]}
                                   for i in speech[:3]]}
     rows = [r for r in read_metrics(models["grpo"].parent) if "reward" in r]
+    selection = json.loads((models["rl_set"] / "_reports" / "rl-selection.json").read_text(
+        encoding="utf-8"))
     base, treat = out["sft"]["reward"], out["grpo"]["reward"]
     wer_ok = out["grpo"]["wer"] <= out["sft"]["wer"]
     return {"experiment": "GRPO", "section": SECTION,
@@ -92,10 +97,12 @@ def score(run, models: dict, sets: dict) -> dict:
             "baseline": base, "treatment": treat, "change": f"{treat - base:+.4f}",
             "target": "reward higher, WER no worse", "met": treat > base and wer_ok,
             "utterances": {"held-out RL set": len(utterances), "with speech": len(speech),
+                           "RL candidates": sum(selection["candidates"].values()),
                            "RL training set": len(decoding.read_set(models["rl_set"])),
                            "GRPO steps": len(rows),
                            "rollouts per step": run.plan.grpo_group_size
                            * run.plan.grpo_utterances_per_step},
-            "detail": {**out, "train_reward_first_last": [round(rows[0]["reward"], 4),
+            "detail": {**out, "rl_selection": {k: selection[k] for k in ("candidates", "kept")},
+                       "train_reward_first_last": [round(rows[0]["reward"], 4),
                                                           round(rows[-1]["reward"], 4)] if rows
                        else None}}

@@ -1,11 +1,13 @@
 """Hotwords (Fun-ASR report section 5.5, Table 6): retrieved hotword candidates in the prompt.
 
 One model, two decodings. The `hypothesis_lora` run (adaptor and LLM LoRA over a trained CTC
-head) learns from the TTS training speech plus the hotword pipeline's samples, whose prompts list
-each utterance's mined hotwords among distractors. On the hotword test set (the held-out
-sentences, their hotwords mined by the same pipeline), the pair is: candidates retrieved from the
-test set's whole hotword vocabulary (every list's hotwords and distractors) by edit distance
-against the CTC hypothesis and put in the prompt, or no candidates. Both prompts carry the CTC
+head) learns from the TTS training speech plus the hotword pipeline's samples over the training
+sentences of the hotword pool (`effects.hotword_speech`: names, places, companies, products and
+rare terms), whose prompts list each utterance's mined hotwords among distractors. On the hotword
+test set (the pool's test sentences, whose hotwords training never heard, mined by the same
+pipeline), the pair is: candidates retrieved from the test set's whole hotword vocabulary (every
+list's hotwords and distractors) by edit distance against the CTC hypothesis, within the plan's
+`hotword_max_error_rate`, and put in the prompt, or no candidates. Both prompts carry the CTC
 hypothesis. Scored by hotword recall and accuracy (eval/hotword_metrics.py) on each utterance's
 true hotwords, and WER.
 """
@@ -38,7 +40,8 @@ def score(run, folder, sets: dict) -> dict:
     listed = decoding.read_set(sets["hotword-test"], lambda m: m["task"] == "hotword")
     samples = decoding.even(listed, run.plan.hotword_test_utterances)
     model = load_model(folder)
-    index = HotwordIndex(vocabulary(listed), tokenizer_word_pieces(model.tokenizer))
+    index = HotwordIndex(vocabulary(listed), tokenizer_word_pieces(model.tokenizer),
+                         max_error_rate=run.plan.hotword_max_error_rate)
     true = [[h["text"] for h in s.meta["hotword"]["true"]] for s in samples]
     no_list = lambda meta: {**meta, "prompt": {**meta["prompt"], "hotwords": []}}  # noqa: E731
     out = {}

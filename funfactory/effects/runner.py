@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", choices=sorted(PLANS), default="full",
                         help="run size: `full` (make effects) or `tiny` (the tests' smoke run)")
     parser.add_argument("--speech", help="a folder with train/ and heldout/ shard sets "
-                                         "(default: the demo's TTS speech, cached)")
+                                         "(default: the demo's TTS speech, cached); the hotword "
+                                         "sets always read the hotword pool's cached speech")
     parser.add_argument("--only", default=",".join(EXPERIMENTS),
                         help=f"comma-separated experiments among {','.join(EXPERIMENTS)}")
     parser.add_argument("--seed", type=int, default=0)
