@@ -13,6 +13,7 @@ from funfactory.model.asr import FunASRModel, set_trainable
 from funfactory.model.configs import WhisperEncoderConfig, model_config
 from funfactory.model.ctc import CTCVocab, ctc_greedy, perturb_hypothesis
 from funfactory.model.decode import DecodeOptions, transcribe
+from funfactory.model.precision import autocast
 from funfactory.model.whisper import WhisperEncoder, WhisperFrontend, load_whisper_encoder
 from tests.conftest_model import _tiny_llm, tiny_llm_dir, tiny_model
 
@@ -73,8 +74,9 @@ def test_frozen_encoder_output_is_memoised_without_changing_it(speech_clips):
     batch[0], batch[1, :20000] = torch.from_numpy(audio[0]), torch.from_numpy(audio[1])
     lengths = torch.tensor([len(audio[0]), 20000])
     with torch.no_grad():
-        feats, feat_lengths = model.frontend(batch, lengths)
-        direct, direct_lengths = model.encoder(feats, feat_lengths)
+        with autocast("auto", batch.device):  # the memo encodes at `auto` precision
+            feats, feat_lengths = model.frontend(batch, lengths)
+            direct, direct_lengths = model.encoder(feats, feat_lengths)
         first = model.encode_audio(batch, lengths)
         again = model.encode_audio(batch.flip(0), lengths.flip(0))  # served from the memo
     assert torch.equal(first.encoded_lengths, direct_lengths)
@@ -84,8 +86,9 @@ def test_frozen_encoder_output_is_memoised_without_changing_it(speech_clips):
     with torch.no_grad():
         model.encoder.layers[0].fc1.weight.mul_(0.5)
         changed = model.encode_audio(batch, lengths)
-        feats, feat_lengths = model.frontend(batch, lengths)
-        direct, _ = model.encoder(feats, feat_lengths)
+        with autocast("auto", batch.device):
+            feats, feat_lengths = model.frontend(batch, lengths)
+            direct, _ = model.encoder(feats, feat_lengths)
     assert (changed.encoded - direct[:, : changed.encoded.shape[1]]).abs().max() < 0.05
     assert (changed.encoded - first.encoded).abs().max() > 0.5
 
