@@ -66,8 +66,21 @@ def write_fragment(out_dir: str | Path, shard: str, rows: list[dict], tar_size: 
     return write_table(table, fragment_path(out_dir, shard))
 
 
-def fragment_problem(out_dir: str | Path, shard: str, check_sha256: bool = True) -> str | None:
-    """Why shard ``shard``'s fragment does not describe the tar that is there, or None."""
+def fragment_tar_sha256(out_dir: str | Path, shard: str) -> str | None:
+    """The tar sha256 that shard ``shard``'s fragment records, or None (no fragment)."""
+    fragment = fragment_path(out_dir, shard)
+    if not storage.exists(fragment):
+        return None
+    with storage.open_read(fragment) as f:
+        value = (pq.read_schema(f).metadata or {}).get(TAR_SHA256.encode())
+    return value.decode() if value is not None else None
+
+
+def fragment_problem(out_dir: str | Path, shard: str, check_sha256: bool = True,
+                     trusted_sha256: str | None = None) -> str | None:
+    """Why shard ``shard``'s fragment does not describe the tar that is there, or None. The tar
+    is hashed unless the fragment records ``trusted_sha256``: a sha256 the caller itself computed
+    or checked on these bytes (the size is checked either way)."""
     fragment, tar = fragment_path(out_dir, shard), storage.join(out_dir, storage.name_of(shard))
     if not storage.exists(fragment):
         return "no index fragment"
@@ -81,15 +94,19 @@ def fragment_problem(out_dir: str | Path, shard: str, check_sha256: bool = True)
         return "index fragment carries no tar size and sha256 (written by an older writer)"
     if storage.size(tar) != int(want_size):
         return f"tar is {storage.size(tar)} bytes, its fragment says {int(want_size)}"
-    if check_sha256 and storage.sha256_of(tar) != want_sha.decode():
+    if check_sha256 and want_sha.decode() != trusted_sha256 \
+            and storage.sha256_of(tar) != want_sha.decode():
         return "tar's sha256 differs from its fragment's"
     return None
 
 
-def merge_index(out_dir: str | Path, dataset: str, split: str) -> Path | str:
+def merge_index(out_dir: str | Path, dataset: str, split: str,
+                trusted: dict[str, str] | None = None) -> Path | str:
     """Join the fragments of every shard `{dataset}-{split}-*.tar` into the split's index, after
     checking each fragment's tar size and sha256; a fragment that does not match its tar (a crash
-    between the tar and its fragment, a shard changed by hand) is an error naming the shard."""
+    between the tar and its fragment, a shard changed by hand) is an error naming the shard.
+    ``trusted`` maps shard names to sha256 the caller computed or checked on their bytes: those
+    shards are not read again (their size still is checked)."""
     pattern = f"{dataset}-{split}-[0-9][0-9][0-9][0-9][0-9][0-9].parquet"
     fragments = storage.glob(storage.join(out_dir, FRAGMENTS, pattern))
     tables, problems = [], []
@@ -97,7 +114,7 @@ def merge_index(out_dir: str | Path, dataset: str, split: str) -> Path | str:
         shard = storage.name_of(fragment).removesuffix(".parquet") + ".tar"
         if not storage.exists(storage.join(out_dir, shard)):
             continue
-        problem = fragment_problem(out_dir, shard)
+        problem = fragment_problem(out_dir, shard, trusted_sha256=(trusted or {}).get(shard))
         if problem:
             problems.append(f"{shard}: {problem}")
             continue

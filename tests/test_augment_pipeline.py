@@ -92,6 +92,34 @@ def test_a_rerun_that_finds_nothing_new_rewrites_nothing(runs):
     assert not list((again / "_work" / "parts").glob("*.tar")), "packed parts were kept"
 
 
+def test_a_rerun_reads_no_shard_back_and_mends_an_index_killed_before_its_merge(runs,
+                                                                              monkeypatch):
+    import pyarrow.parquet as pq
+
+    from funfactory.shards import storage
+
+    root, inputs, _ = runs
+    config = load_config(AugmentConfig, None, OVERRIDES)
+    again = root / "again-index"
+    shutil.copytree(root / "a", again)
+    full = read_index(again)
+    (index,) = again.glob("*.parquet")
+    pq.write_table(full.slice(0, 0), index)  # the shards are there, the index lists none
+    hashed = []
+    real = storage.sha256_of
+    monkeypatch.setattr(storage, "sha256_of", lambda loc, *a: hashed.append(loc) or real(loc, *a))
+    result = run_augment(inputs, again, config, report=False)
+    assert result.run_report["extra"]["shards_written_now"] == 0
+    assert hashed == [], "a rerun read back shards this job had already hashed"
+    assert read_index(again).equals(full)
+    # without the work folder's ledger, each shard is hashed once (and still not rewritten)
+    for ledger in (again / "_work").glob("packed-*.json"):
+        ledger.unlink()
+    result = run_augment(inputs, again, config, report=False)
+    assert result.run_report["extra"]["shards_written_now"] == 0
+    assert sorted(hashed) == sorted(str(p) for p in again.glob("*.tar"))
+
+
 @pytest.mark.slow
 def test_multiprocess_runner_gives_the_same_shards(runs):
     root, inputs, _ = runs

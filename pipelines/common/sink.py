@@ -13,11 +13,16 @@
 2. writes each final shard that is not in ``out_dir`` yet (or whose tar does not match its index
    fragment's size and sha256, or holds other keys) through
    :class:`funfactory.shards.writer.ShardWriter`, copying samples from the parts by offset; a
-   rerun that finds nothing new writes nothing;
+   rerun that finds nothing new writes nothing. The work folder's ledger
+   (``packed-{dataset}-{split}.json``) keeps the sha256 of every shard this job wrote or checked, so a rerun
+   hashes only shards it has not seen (sizes and fragments are always checked): on an object
+   store a resumed job does not read its whole output back. ``funfactory shards verify``
+   re-hashes everything;
 3. removes each part whose samples all sit in final shards (the manifest stays: it is the resume
    marker and the report's record), so the work folder does not hold a second copy of the data;
 4. with every unit committed, removes shards of this split beyond the plan left by an earlier,
-   larger run, and merges the Parquet index when anything changed.
+   larger run, and merges the Parquet index when anything changed or the index does not list
+   exactly the planned shards (a run killed between its shards and its index).
 
 Packing runs in the driver (a stream copy, no decoding); it may itself be killed and rerun.
 """
@@ -32,7 +37,8 @@ import pyarrow.parquet as pq
 from funfactory.errors import FunfactoryError
 from funfactory.pipelines.common.units import part_path, read_part_samples
 from funfactory.shards import storage
-from funfactory.shards.index import fragment_path, fragment_problem, index_path, merge_index
+from funfactory.shards.index import (fragment_path, fragment_problem, fragment_tar_sha256,
+                                     index_path, merge_index)
 from funfactory.shards.keys import parse_shard_name, shard_name
 from funfactory.shards.writer import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, ShardWriter
 
@@ -81,8 +87,9 @@ def plan_shards(manifests: dict[str, dict], unit_ids: list[str],
     return plans, True
 
 
-def _shard_is_packed(out_dir: str, name: str, keys: list[str]) -> bool:
-    if not storage.exists(storage.join(out_dir, name)) or fragment_problem(out_dir, name):
+def _shard_is_packed(out_dir: str, name: str, keys: list[str], trusted_sha256: str | None) -> bool:
+    if not storage.exists(storage.join(out_dir, name)) \
+            or fragment_problem(out_dir, name, trusted_sha256=trusted_sha256):
         return False
     with storage.open_read(fragment_path(out_dir, name)) as f:
         return pq.read_table(f, columns=["key"]).column("key").to_pylist() == keys
@@ -101,6 +108,14 @@ def _write_shard(work_dir: str, out_dir: str, dataset: str, split: str, plan: Sh
                     f"{work_dir}: rerun the job with --restart")
             for meta, flac in read_part_samples(work_dir, manifests[unit], keys):
                 writer.write_encoded(meta, flac)
+
+
+def _indexed_shards(out_dir: str, dataset: str, split: str) -> set[str] | None:
+    location = index_path(out_dir, dataset, split)
+    if not storage.exists(location):
+        return None
+    with storage.open_read(location) as f:
+        return set(pq.read_table(f, columns=["shard"]).column("shard").to_pylist())
 
 
 def remove_stale_shards(out_dir, dataset: str, split: str, keep: int) -> list[str]:
@@ -137,12 +152,17 @@ def pack_shards(work_dir, out_dir, dataset: str, split: str, unit_ids: list[str]
     storage.makedirs(out_dir)
     by_unit = {m["unit"]: m for m in manifests}
     plans, complete = plan_shards(by_unit, unit_ids, max_count, max_bytes)
-    written = []
+    ledger_path = storage.join(work_dir, f"packed-{dataset}-{split}.json")
+    ledger = storage.read_json(ledger_path) if storage.exists(ledger_path) else {}
+    written, checked = [], {}
     for plan in plans:
         name = shard_name(dataset, split, plan.index)
-        if not _shard_is_packed(out_dir, name, plan.keys):
+        if not _shard_is_packed(out_dir, name, plan.keys, ledger.get(name)):
             _write_shard(work_dir, out_dir, dataset, split, plan, by_unit)
             written.append(name)
+        checked[name] = fragment_tar_sha256(out_dir, name)
+    if checked != ledger:
+        storage.write_json(ledger_path, checked)
     packed_units = {unit for plan in plans for unit, _ in plan.units}
     last_open = None if complete or not plans else plans[-1].units[-1][0]
     removed = 0
@@ -152,7 +172,8 @@ def pack_shards(work_dir, out_dir, dataset: str, split: str, unit_ids: list[str]
             storage.remove(part_path(work_dir, unit))
             removed += 1
     stale = remove_stale_shards(out_dir, dataset, split, len(plans)) if complete else []
-    if written or stale or not storage.exists(index_path(out_dir, dataset, split)):
-        merge_index(out_dir, dataset, split)
+    indexed = _indexed_shards(out_dir, dataset, split)
+    if written or stale or indexed is None or (complete and indexed != set(checked)):
+        merge_index(out_dir, dataset, split, trusted=checked)
     return PackResult([shard_name(dataset, split, p.index) for p in plans], written, complete,
                       removed)
