@@ -70,14 +70,14 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     from funfactory.model.checkpoint import load_model
     from funfactory.model.decode import DecodeOptions, transcribe
-    from funfactory.model.hotword import HotwordIndex, tokenizer_word_pieces
+    from funfactory.model.hotword import HotwordIndex, ctc_units
     from funfactory.model.streaming import StreamingRecognizer
 
     model = load_model(args.model_dir)
     index = None
     if args.hotwords:
         lines = Path(args.hotwords).read_text(encoding="utf-8").splitlines()
-        index = HotwordIndex([h for h in lines if h.strip()], tokenizer_word_pieces(model.tokenizer))
+        index = HotwordIndex([h for h in lines if h.strip()], ctc_units(model))
     options = DecodeOptions(method=args.method, hotwords=index, max_new_tokens=args.max_new_tokens)
     with torch.no_grad():
         for path in args.audio:

@@ -69,6 +69,11 @@ class CTCVocab:
     def __len__(self) -> int:
         return len(self.llm_ids) + 1
 
+    @property
+    def characters_only(self) -> bool:
+        """Whether every token is one byte: the head writes characters (for English, letters)."""
+        return all(len(piece) == 1 for piece in self._bytes[1:])
+
     @classmethod
     def build(cls, tokenizer, texts: Iterable[str], max_size: int = 8000) -> "CTCVocab":
         """The byte tokens plus the `max_size - 257` most frequent LLM tokens of `texts`; with

@@ -2,8 +2,13 @@
 
 Each hotword becomes a sequence of units: for Chinese, pinyin with tones split into initial and
 tonal final (`通义` -> `t ong1 y i4`, so a wrong tone or a wrong initial costs one unit, not a whole
-syllable); for other languages, the LLM tokenizer's word pieces of the lowercased words
-(`Grafana Loki` -> `graf ana lo ki`). The CTC hypothesis is converted the same way, and a hotword is
+syllable); for other languages, the units the CTC head writes (`ctc_units`): the LLM tokenizer's
+word pieces of the lowercased words for a head over word pieces, as the report's (`Grafana Loki`
+-> `graf ana lo ki`), and letters for a head over characters, such as the `cpu` size's. A head
+over characters misspells ("nord vica" for Nordvika), and a misspelt word's byte-level BPE pieces
+rarely share anything with the real word's: on 64 hotword sentences that the `cpu` model's CTC
+head transcribed, word pieces retrieved 7 of 74 true hotwords and letters 42 (the default budget,
+0.8 candidates an utterance). The CTC hypothesis is converted the same way, and a hotword is
 a candidate when some substring of the hypothesis is within `max_error_rate * len(hotword)` unit
 edits of it (approximate substring matching: Sellers' dynamic programme, free start and end in the
 hypothesis, one row per hotword unit, vectorised over the hypothesis and over all candidate
@@ -57,6 +62,17 @@ def tokenizer_word_pieces(tokenizer) -> WordPieces:
         tokens = tokenizer.convert_ids_to_tokens(tokenizer.encode(word, add_special_tokens=False))
         return [t.replace("\u0120", "") for t in tokens if t.replace("\u0120", "")]
     return pieces
+
+
+def letters(word: str) -> list[str]:
+    """The letters of one lowercased word: the units of a CTC head over characters."""
+    return list(word)
+
+
+def ctc_units(model) -> WordPieces:
+    """Hotword units in the units `model`'s CTC head writes: letters for a head over characters
+    (bytes), the LLM tokenizer's word pieces otherwise."""
+    return letters if model.ctc_vocab.characters_only else tokenizer_word_pieces(model.tokenizer)
 
 
 def text_units(text: str, word_pieces: WordPieces) -> list[str]:

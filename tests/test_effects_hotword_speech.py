@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from funfactory.effects.hotword_speech import plan_hotword_speech, read_pool
-from funfactory.effects.plan import PLANS
 from funfactory.errors import FunfactoryError
 from funfactory.synth.contextual import keyword_in, match_form
 from funfactory.synth.hotwords import HotwordMiner
@@ -37,15 +36,10 @@ def test_no_test_hotword_is_spoken_in_the_demo_training_sentences():
 
 
 def test_planted_ctc_misspellings_retrieve_the_true_hotword():
-    from transformers import AutoTokenizer
+    from funfactory.model.hotword import HotwordIndex, letters
 
-    from funfactory.model.hotword import HotwordIndex, tokenizer_word_pieces
-    from funfactory.model.llm import resolve_llm_path
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_llm_path("smollm2-135m-instruct"))
     vocabulary = sorted({h for s in read_pool()["test"] for h in s.hotwords})
-    index = HotwordIndex(vocabulary, tokenizer_word_pieces(tokenizer),
-                         max_error_rate=PLANS["full"].hotword_max_error_rate)
+    index = HotwordIndex(vocabulary, letters)  # the `cpu` size's CTC head writes characters
     # CTC hypotheses of a 300-step CTC head on the pool's test speech, as it wrote them
     for hypothesis, hotword in [
             ("the traill above chamonixs was closed becase of faoling roks", "Chamonix"),

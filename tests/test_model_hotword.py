@@ -159,3 +159,24 @@ def test_hotword_without_letters_is_refused(word_pieces):
 def test_levenshtein():
     assert levenshtein("kitten", "sitting") == 3
     assert levenshtein("", "abc") == 3
+
+
+def test_retrieval_matches_in_the_units_the_ctc_head_writes():
+    from funfactory.model.ctc import CTCVocab
+    from funfactory.model.hotword import ctc_units, letters
+
+    llm, tokenizer = _tiny_llm()
+    texts = ["the metrics are collected by prometheus every fifteen seconds"] * 50
+
+    class Model:  # the two attributes `ctc_units` reads
+        def __init__(self, size):
+            self.tokenizer, self.ctc_vocab = tokenizer, CTCVocab.build(tokenizer, texts, size)
+
+    characters, pieces = Model(257), Model(400)
+    assert characters.ctc_vocab.characters_only and not pieces.ctc_vocab.characters_only
+    assert ctc_units(characters) is letters
+    assert ctc_units(pieces)("prometheus") == tokenizer_word_pieces(tokenizer)("prometheus")
+    # a character head's misspelling keeps most letters of the name, and few of its word pieces
+    vocabulary, heard = ["Prometheus", "Grafana", "Kubernetes"], "the meatrics are colected by prome ths"
+    assert [m.hotword for m in HotwordIndex(vocabulary, letters).retrieve(heard)] == ["Prometheus"]
+    assert HotwordIndex(vocabulary, tokenizer_word_pieces(tokenizer)).retrieve(heard) == []

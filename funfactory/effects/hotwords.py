@@ -6,9 +6,9 @@ sentences of the hotword pool (`effects.hotword_speech`: names, places, companie
 rare terms), whose prompts list each utterance's mined hotwords among distractors. On the hotword
 test set (the pool's test sentences, whose hotwords training never heard, mined by the same
 pipeline), the pair is: candidates retrieved from the test set's whole hotword vocabulary (every
-list's hotwords and distractors) by edit distance against the CTC hypothesis, within the plan's
-`hotword_max_error_rate`, and put in the prompt, or no candidates. Both prompts carry the CTC
-hypothesis. Scored by hotword recall and accuracy (eval/hotword_metrics.py) on each utterance's
+list's hotwords and distractors) by edit distance against the CTC hypothesis, in the CTC head's
+own units (letters: `model.hotword.ctc_units`), and put in the prompt, or no candidates. Both
+prompts carry the CTC hypothesis. Scored by hotword recall and accuracy (eval/hotword_metrics.py) on each utterance's
 true hotwords, and WER.
 """
 
@@ -35,13 +35,12 @@ def score(run, folder, sets: dict) -> dict:
     from funfactory.eval.hotword_metrics import hotword_metrics
     from funfactory.model.checkpoint import load_model
     from funfactory.model.decode import DecodeOptions
-    from funfactory.model.hotword import HotwordIndex, tokenizer_word_pieces
+    from funfactory.model.hotword import HotwordIndex, ctc_units
 
     listed = decoding.read_set(sets["hotword-test"], lambda m: m["task"] == "hotword")
     samples = decoding.even(listed, run.plan.hotword_test_utterances)
     model = load_model(folder)
-    index = HotwordIndex(vocabulary(listed), tokenizer_word_pieces(model.tokenizer),
-                         max_error_rate=run.plan.hotword_max_error_rate)
+    index = HotwordIndex(vocabulary(listed), ctc_units(model))
     true = [[h["text"] for h in s.meta["hotword"]["true"]] for s in samples]
     no_list = lambda meta: {**meta, "prompt": {**meta["prompt"], "hotwords": []}}  # noqa: E731
     out = {}

@@ -33,10 +33,6 @@ class EffectsPlan:
     noise_only_weight: float = 0.15  # their stream's draw weight against the speech streams
     streaming_weight: float = 0.5  # the streaming-prefix stream's draw weight
     hotword_weight: float = 0.5  # the hotword stream's draw weight in the LLM run
-    # Retrieval's edit budget per hotword unit. Chosen on the hotword pool's training sentences
-    # with a 300-step CTC head's hypotheses: 0.34 (the decoder's default) retrieved 5 of 36 true
-    # hotwords at 0.2 candidates an utterance, 0.5 retrieved 9 at 2.0, 0.7 retrieved 13 at 7.0.
-    hotword_max_error_rate: float = 0.5
     silent_inputs: int = 8  # digital silence and near-silent dither clips in the noise-only test
     max_new_tokens: int = 48
 
