@@ -120,6 +120,22 @@ def test_a_rerun_reads_no_shard_back_and_mends_an_index_killed_before_its_merge(
     assert sorted(hashed) == sorted(str(p) for p in again.glob("*.tar"))
 
 
+def test_an_input_rewritten_under_the_same_name_is_derived_again(runs, speech_clips, tmp_path):
+    root, _, _ = runs
+    config = load_config(AugmentConfig, None, OVERRIDES)
+    inputs = write_labelled_shards(tmp_path / "in", speech_clips[:2], max_count=2)
+    out = tmp_path / "out"
+    run_augment(inputs, out, config, report=False)
+    # the input job is rerun with other clips: same folder, same shard names, new content
+    shutil.rmtree(inputs)
+    write_labelled_shards(inputs, speech_clips[2:4], max_count=2)
+    resumed = run_augment(inputs, out, config, report=False)
+    assert resumed.run_report["extra"]["units_run_now"] == 1
+    fresh = run_augment(inputs, tmp_path / "fresh", config, report=False)
+    assert shard_digests(out) == shard_digests(tmp_path / "fresh")
+    assert {r["parent_key"] for r in resumed.rows} == {r["parent_key"] for r in fresh.rows}
+
+
 @pytest.mark.slow
 def test_multiprocess_runner_gives_the_same_shards(runs):
     root, inputs, _ = runs

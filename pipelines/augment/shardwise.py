@@ -28,6 +28,7 @@ import numpy as np
 from funfactory.pipelines.augment.samples import Derived, Rejected
 from funfactory.pipelines.common.rejects import reject_row
 from funfactory.shards import storage
+from funfactory.shards.index import fragment_tar_sha256
 
 
 class Deriver(Protocol):
@@ -36,10 +37,16 @@ class Deriver(Protocol):
 
 def unit_id(url: str) -> str:
     """'speech-train-000003-1a2b3c4d': the shard's name (so units sort in input order) and a hash
-    of its full URL (so equal names in different folders stay apart)."""
+    of its full URL (so equal names in different folders stay apart) and of its content: the tar
+    sha256 its index fragment records, or, for a shard without one, its size. An input shard
+    rewritten under the same name (its job rerun with another config) is a new unit, so a resumed
+    job never keeps what it derived from the old one."""
     stem = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".tar")
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in stem)
-    return f"{safe}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
+    folder, name = url.rstrip("/").rsplit("/", 1) if "/" in url else (".", url)
+    content = fragment_tar_sha256(folder, name) or f"{storage.size(url)} bytes"
+    digest = hashlib.sha1("\n".join([url, content]).encode()).hexdigest()[:8]
+    return f"{safe}-{digest}"
 
 
 class DeriveUnits(beam.DoFn):

@@ -14,10 +14,11 @@
    fragment's size and sha256, or holds other keys) through
    :class:`funfactory.shards.writer.ShardWriter`, copying samples from the parts by offset; a
    rerun that finds nothing new writes nothing. The work folder's ledger
-   (``packed-{dataset}-{split}.json``) keeps the sha256 of every shard this job wrote or checked, so a rerun
-   hashes only shards it has not seen (sizes and fragments are always checked): on an object
-   store a resumed job does not read its whole output back. ``funfactory shards verify``
-   re-hashes everything;
+   (``packed-{dataset}-{split}.json``) keeps the sha256 of every shard this job wrote or checked
+   and the units it was packed from. A rerun hashes only shards it has not seen (sizes and
+   fragments are always checked), so on an object store a resumed job does not read its whole
+   output back (``funfactory shards verify`` re-hashes everything); and it rewrites a shard whose
+   units changed (an input rewritten under its old name is a new unit);
 3. removes each part whose samples all sit in final shards (the manifest stays: it is the resume
    marker and the report's record), so the work folder does not hold a second copy of the data;
 4. with every unit committed, removes shards of this split beyond the plan left by an earlier,
@@ -87,12 +88,17 @@ def plan_shards(manifests: dict[str, dict], unit_ids: list[str],
     return plans, True
 
 
-def _shard_is_packed(out_dir: str, name: str, keys: list[str], trusted_sha256: str | None) -> bool:
-    if not storage.exists(storage.join(out_dir, name)) \
-            or fragment_problem(out_dir, name, trusted_sha256=trusted_sha256):
+def _shard_is_packed(out_dir: str, name: str, plan: ShardPlan, ledger: dict | None) -> bool:
+    """Whether shard `name` holds `plan`: its fragment lists the plan's keys and matches the tar,
+    and, where the job's ledger knows the shard, it was packed from the same units (a unit id
+    names its input's content, so a shard of the same keys from a rewritten input is stale)."""
+    if ledger is not None and ledger["units"] != [unit for unit, _ in plan.units]:
+        return False
+    if not storage.exists(storage.join(out_dir, name)) or fragment_problem(
+            out_dir, name, trusted_sha256=ledger["sha256"] if ledger else None):
         return False
     with storage.open_read(fragment_path(out_dir, name)) as f:
-        return pq.read_table(f, columns=["key"]).column("key").to_pylist() == keys
+        return pq.read_table(f, columns=["key"]).column("key").to_pylist() == plan.keys
 
 
 def _write_shard(work_dir: str, out_dir: str, dataset: str, split: str, plan: ShardPlan,
@@ -157,10 +163,11 @@ def pack_shards(work_dir, out_dir, dataset: str, split: str, unit_ids: list[str]
     written, checked = [], {}
     for plan in plans:
         name = shard_name(dataset, split, plan.index)
-        if not _shard_is_packed(out_dir, name, plan.keys, ledger.get(name)):
+        if not _shard_is_packed(out_dir, name, plan, ledger.get(name)):
             _write_shard(work_dir, out_dir, dataset, split, plan, by_unit)
             written.append(name)
-        checked[name] = fragment_tar_sha256(out_dir, name)
+        checked[name] = {"sha256": fragment_tar_sha256(out_dir, name),
+                         "units": [unit for unit, _ in plan.units]}
     if checked != ledger:
         storage.write_json(ledger_path, checked)
     packed_units = {unit for plan in plans for unit, _ in plan.units}
@@ -174,6 +181,7 @@ def pack_shards(work_dir, out_dir, dataset: str, split: str, unit_ids: list[str]
     stale = remove_stale_shards(out_dir, dataset, split, len(plans)) if complete else []
     indexed = _indexed_shards(out_dir, dataset, split)
     if written or stale or indexed is None or (complete and indexed != set(checked)):
-        merge_index(out_dir, dataset, split, trusted=checked)
+        merge_index(out_dir, dataset, split,
+                    trusted={name: entry["sha256"] for name, entry in checked.items()})
     return PackResult([shard_name(dataset, split, p.index) for p in plans], written, complete,
                       removed)
