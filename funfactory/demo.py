@@ -1,7 +1,9 @@
 """`funfactory demo`: the whole factory on the embedded default corpus, with one report.
 
 Stages run in order; each prints progress, is timed, and leaves a completion marker keyed by its
-inputs, so a second run reuses finished work. The run ends with `report.md` (+ `report.json`
+inputs, so a second run reuses finished work. A stage whose marker holds another key (its recipe,
+the package version or an upstream stage's result changed) deletes its output folders and runs
+from scratch; a stage killed before its marker resumes its jobs where they stopped. The run ends with `report.md` (+ `report.json`
 and PNGs) in the output folder.
 """
 
@@ -10,12 +12,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from funfactory import demo_stages
+from funfactory import demo_model, demo_stages
 from funfactory.demo_report import write_report
 
 
@@ -24,6 +27,7 @@ class Stage:
     name: str
     run: Callable[[DemoRun], dict]
     describe: str
+    outputs: tuple[str, ...] = ()  # folders under the demo's output folder that it writes
 
 
 @dataclass
@@ -51,26 +55,38 @@ class DemoRun:
 
 
 STAGES = [
-    Stage("corpus", demo_stages.corpus, "embedded raw corpus: real TTS voices, real noise"),
+    Stage("corpus", demo_stages.corpus, "embedded raw corpus: real TTS voices, real noise",
+          ("corpus",)),
     Stage("split", demo_stages.split_by_date, f"training vs test pool by the "
-          f"{demo_stages.CUTOFF} publication cutoff"),
-    Stage("label", demo_stages.label, "VAD + 3 ASR systems + vote + ITN + filters (3.1)"),
-    Stage("augment", demo_stages.augment, "real noise at SNR ~ N(10, 5) dB, noise-only (5.2, 5.6)"),
-    Stage("streaming", demo_stages.streaming, "720 ms streaming prefixes, aligned text (5.1)"),
-    Stage("context", demo_stages.context, "keywords, context pieces, irrelevant mixing (4.3)"),
-    Stage("codeswitch", demo_stages.codeswitch, "zh-en sentences around English terms, TTS (5.4)"),
-    Stage("hotword", demo_stages.hotword, "hotword lists with distractors, noise-only (5.5)"),
-    Stage("testset", demo_stages.testset, "cutoff, dedup vs training, export/import (6.1)"),
-    Stage("noisy_test", demo_stages.noisy_test, "test set mixed with held-out test noise"),
+          f"{demo_stages.CUTOFF} publication cutoff", ("split",)),
+    Stage("label", demo_stages.label, "VAD + 3 ASR systems + vote + ITN + filters (3.1)",
+          ("shards/label",)),
+    Stage("augment", demo_stages.augment, "real noise at SNR ~ N(10, 5) dB, noise-only (5.2, 5.6)",
+          ("shards/augment",)),
+    Stage("streaming", demo_stages.streaming, "720 ms streaming prefixes, aligned text (5.1)",
+          ("shards/streaming",)),
+    Stage("context", demo_stages.context, "keywords, context pieces, irrelevant mixing (4.3)",
+          ("shards/context-llm", "shards/context")),
+    Stage("codeswitch", demo_stages.codeswitch, "zh-en sentences around English terms, TTS (5.4)",
+          ("shards/codeswitch",)),
+    Stage("hotword", demo_stages.hotword, "hotword lists with distractors, noise-only (5.5)",
+          ("shards/hotword",)),
+    Stage("testset", demo_stages.testset, "cutoff, dedup vs training, export/import (6.1)",
+          ("testset", "shards/test")),
+    Stage("noisy_test", demo_stages.noisy_test, "test set mixed with held-out test noise",
+          ("shards/test-noisy",)),
     Stage("verify", demo_stages.verify, "every shard set against its index"),
     Stage("stats", demo_stages.stats, "hours and counts per dataset, task, language"),
     Stage("speech", demo_stages.speech, "tens of minutes of TTS speech with known text: 5 "
           "training voices, held-out sentences, an unseen voice"),
     Stage("model", demo_stages.model, "the cpu recogniser: Whisper encoder, CTC head, SmolLM2 "
-          "reading the CTC hypothesis (2, 4.1, 4.2)"),
-    Stage("rl_data", demo_stages.rl_data, "hard, long, hallucination, keyword, regular (4.4.3)"),
-    Stage("grpo", demo_stages.grpo, "a few GRPO steps on the cpu model, the report's rewards (4.4)"),
-    Stage("evaluate", demo_stages.evaluate, "WER/CER per system and condition (6)"),
+          "reading the CTC hypothesis (2, 4.1, 4.2)",
+          tuple(f"runs/{name}" for name, *_ in demo_model.RUNS)),
+    Stage("rl_data", demo_stages.rl_data, "hard, long, hallucination, keyword, regular (4.4.3)",
+          ("shards/rl",)),
+    Stage("grpo", demo_stages.grpo, "a few GRPO steps on the cpu model, the report's rewards (4.4)",
+          ("runs/grpo",)),
+    Stage("evaluate", demo_stages.evaluate, "WER/CER per system and condition (6)", ("eval",)),
 ]
 
 
@@ -97,6 +113,11 @@ def run_demo(out: Path, seed: int = 0, scale: str = "tiny") -> DemoRun:
                                            saved["commands"]))
             print(f"      reused (finished in an earlier run, {saved['seconds']:.1f} s then)")
             continue
+        if marker.exists():  # finished before, under another key: its outputs are stale
+            print("      its recipe or inputs changed since it last finished: running it afresh")
+            for folder in stage.outputs:
+                shutil.rmtree(run.path(*folder.split("/")), ignore_errors=True)
+            marker.unlink()
         t0 = time.perf_counter()
         run.commands = []
         summary = stage.run(run)

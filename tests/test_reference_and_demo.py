@@ -58,3 +58,22 @@ def test_demo_runs_and_a_second_run_reuses_its_work(tmp_path):
     again = json.loads((out / "report" / "report.json").read_text())
     assert all(s["reused"] for s in again["stages"])
     assert again["total_seconds"] < report["total_seconds"] / 3
+
+
+def test_a_demo_stage_whose_inputs_changed_runs_afresh(tmp_path, monkeypatch):
+    from funfactory import demo
+
+    monkeypatch.setattr(demo, "STAGES", [s for s in demo.STAGES if s.name in ("corpus", "split")])
+    out = tmp_path / "demo"
+    demo.run_demo(out)
+    planted = out / "split" / "left-by-an-older-recipe.jsonl"
+    planted.write_text("{}\n")
+    assert all(r.reused for r in demo.run_demo(out).results)  # same key: reused, untouched
+    assert planted.exists()
+    marker = out / ".done" / "02-split.json"
+    saved = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**saved, "token": "an older recipe's"}))
+    again = demo.run_demo(out)
+    assert [r.reused for r in again.results] == [True, False]
+    assert not planted.exists() and (out / "split" / "train.jsonl").is_file()
+    assert json.loads(marker.read_text())["token"] == saved["token"]
