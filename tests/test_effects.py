@@ -65,6 +65,16 @@ def test_every_experiment_reports_its_counts_and_figures(tiny_effects):
     assert "funfactory pipeline augment run" in run.path("commands.sh").read_text(encoding="utf-8")
 
 
+def test_a_rerun_reuses_finished_work_and_keeps_the_command_list(tiny_effects):
+    run, _, readme, speech = tiny_effects
+    listed = run.path("commands.sh").read_text(encoding="utf-8")
+    again = EffectsRun(run.out, run.plan, seed=run.seed)
+    rows = run_effects(again, speech, ("noise",), readme)
+    assert [r.get("error") for r in rows] == [None]
+    assert again.commands == []
+    assert run.path("commands.sh").read_text(encoding="utf-8") == listed
+
+
 def test_the_readme_block_is_replaced_between_its_markers(tiny_effects, tmp_path):
     readme = tiny_effects[2]
     text = readme.read_text(encoding="utf-8")

@@ -58,7 +58,8 @@ PLANS = {
 
 class EffectsRun:
     """The output folder, seed and plan of one `make effects` run; `commands` lists every
-    `funfactory` command line it ran (written to `commands.sh`)."""
+    `funfactory` command line it ran (added to the folder's `commands.sh`, which so lists every
+    command the folder's results came from, over reruns that skipped finished work)."""
 
     def __init__(self, out: Path, plan: EffectsPlan, seed: int = 0):
         self.out = Path(out)

@@ -107,7 +107,11 @@ def run_effects(run: EffectsRun, speech: Path | None = None, only=EXPERIMENTS,
             "hotwords": hotword_pair, "grpo": grpo_pair}
     for name in only:
         step(name, work[name])
-    run.path("commands.sh").write_text("\n".join(run.commands) + "\n", encoding="utf-8")
+    # a rerun skips finished work: the file keeps the earlier runs' commands and adds this one's
+    listed = run.path("commands.sh")
+    before = listed.read_text(encoding="utf-8").splitlines() if listed.is_file() else []
+    listed.write_text("\n".join(before + [c for c in run.commands if c not in before]) + "\n",
+                      encoding="utf-8")
     say(f"wrote {run.path('effects.md')}, {run.path('effects.json')}")
     return rows
 
