@@ -22,13 +22,21 @@ from funfactory.errors import FunfactoryError
 CUTOFF = "2025-06-01"
 
 def cli(run, *argv: str) -> None:
-    """Run one `funfactory` command in this process; the demo lists it in commands.sh."""
+    """Run one `funfactory` command in this process; the demo lists it in commands.sh. Commands
+    may set torch's thread count for their workers (a Beam worker decodes on one thread): it is
+    set back afterwards, so each command starts as it would in a process of its own."""
+    import torch
+
     from funfactory.cli import main
 
     line = "funfactory " + " ".join(shlex.quote(str(a)) for a in argv)
     print(f"      $ {line}", flush=True)
     run.commands.append(line)
-    code = main([str(a) for a in argv])
+    threads = torch.get_num_threads()
+    try:
+        code = main([str(a) for a in argv])
+    finally:
+        torch.set_num_threads(threads)
     if code:
         raise FunfactoryError(f"stage command failed with exit code {code}: {line}")
 

@@ -155,3 +155,22 @@ def test_pipeline_keeps_equal_tagged_shares_and_accounts_for_every_input(tmp_pat
                         echo=lambda *_: None)
     assert sorted(p.read_bytes() for p in (tmp_path / "out").glob("*.tar")) == first
     assert again.summary == result.summary
+
+
+def test_decoding_with_a_model_gives_the_caller_its_thread_count_back(tmp_path):
+    import torch
+
+    from funfactory.model.checkpoint import save_model
+    from funfactory.pipelines.rl.pipeline import run_rl_data
+    from tests.conftest_model import tiny_model
+
+    folder = save_model(tiny_model(), tmp_path / "model")
+    _write_inputs(tmp_path / "in")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_rl_data(tmp_path / "in", tmp_path / "out", RLDataConfig(max_count=5, max_new_tokens=4),
+                    model_dir=folder, echo=lambda *_: None)
+        assert torch.get_num_threads() == 2  # the workers decoded on one thread each
+    finally:
+        torch.set_num_threads(before)

@@ -42,14 +42,24 @@ class ClassifyShard(beam.DoFn):
         self.config, self.classes_dir, self.model_dir = config, classes_dir, model_dir
 
     def setup(self):
-        self.model = None
+        self.model, self.threads = None, None
         if self.model_dir:
             import torch
 
+            from funfactory.asr.base import cpu_threads
             from funfactory.model.checkpoint import load_model
 
-            torch.set_num_threads(1)
+            # one decoder per Beam worker; the caller's count is restored in teardown (an
+            # in-process runner shares the caller's torch)
+            self.threads = torch.get_num_threads()
+            torch.set_num_threads(cpu_threads())
             self.model = load_model(self.model_dir)
+
+    def teardown(self):
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
 
     def _hypotheses(self, samples) -> list[str | None]:
         if self.model is None:
