@@ -3,8 +3,8 @@
 Stages run in order; each prints progress, is timed, and leaves a completion marker keyed by its
 inputs, so a second run reuses finished work. A stage whose marker holds another key (its recipe,
 the package version or an upstream stage's result changed) deletes its output folders and runs
-from scratch; a stage killed before its marker resumes its jobs where they stopped. The run ends with `report.md` (+ `report.json`
-and PNGs) in the output folder.
+from scratch; a stage killed before its marker resumes its jobs where they stopped. The run ends
+with `report.md` (+ `report.json` and PNGs) in the output folder.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ syllable); for other languages, the units the CTC head writes (`ctc_units`): the
 word pieces of the lowercased words for a head over word pieces, as the report's (`Grafana Loki`
 -> `graf ana lo ki`), and letters for a head over characters, such as the `cpu` size's. A head
 over characters misspells ("nord vica" for Nordvika), and a misspelt word's byte-level BPE pieces
-rarely share anything with the real word's: on 64 hotword sentences that the `cpu` model's CTC
-head transcribed, word pieces retrieved 7 of 74 true hotwords and letters 42 (the default budget,
-0.8 candidates an utterance). The CTC hypothesis is converted the same way, and a hotword is
+rarely share anything with the real word's: on 64 hotword training sentences that the `cpu`
+model's CTC head transcribed, word pieces retrieved 10 of 87 true hotwords and letters 57 (the
+default budget, 2.0 candidates an utterance). The CTC hypothesis is converted the same way, and a hotword is
 a candidate when some substring of the hypothesis is within `max_error_rate * len(hotword)` unit
 edits of it (approximate substring matching: Sellers' dynamic programme, free start and end in the
 hypothesis, one row per hotword unit, vectorised over the hypothesis and over all candidate

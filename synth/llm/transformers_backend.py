@@ -13,8 +13,8 @@ transformers reads GGUF only when dequantizing (``GgufConfig(dequantize=True)``)
 30-80 s; :func:`packaged_model_dir` does that once and saves a plain model folder under the
 funfactory cache, which reloads in seconds. Most of that time is parsing the file's metadata
 (Gemma's 262k-token vocabulary), which transformers does afresh for the tokenizer, the config and
-the weights; the conversion parses it once (:func:`_one_gguf_parse`). Production points `model` at any local folder
-(a Qwen3 checkpoint).
+the weights; the conversion parses it once (:func:`_one_gguf_parse`). Production points `model`
+at any local folder (a Qwen3 checkpoint).
 """
 
 from __future__ import annotations
