@@ -104,11 +104,14 @@ class ShardwiseResult:
 
 def run_shardwise(name: str, urls: list[str], out_dir, fn: DeriveUnits, *, dataset: str,
                   split: str, max_count: int, config_sha256: str, options=None,
-                  restart: bool = False, echo: Callable[[str], None] = print) -> ShardwiseResult:
-    """Run (or resume) `fn` over every input shard with the common executor."""
+                  restart: bool = False, echo: Callable[[str], None] = print,
+                  units: dict[str, str] | None = None) -> ShardwiseResult:
+    """Run (or resume) `fn` over every input shard with the common executor. `units` is the
+    {unit id: url} map of `urls` where the caller already built it (each id reads its input's
+    index fragment)."""
     from funfactory.pipelines.common.executor import Job, pending_inputs, run_job
 
-    units = {unit_id(u): u for u in urls}
+    units = units if units is not None else {unit_id(u): u for u in urls}
     job = Job(name=name, out_dir=out_dir, config_sha256=config_sha256, unit_ids=list(units),
               processor=fn, inputs=pending_inputs(units), dataset=dataset, split=split,
               max_count=max_count)

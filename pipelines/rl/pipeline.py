@@ -177,7 +177,7 @@ def run_rl_data(inputs, out_dir: str | Path, config: RLDataConfig | None = None,
     fn = DeriveUnits("rl", lambda: tagger, _row_of)
     result = run_shardwise("rl", urls, out, fn, dataset=config.dataset, split=config.split,
                            max_count=config.max_count, config_sha256=sha, options=options,
-                           restart=restart, echo=echo)
+                           restart=restart, echo=echo, units=units)
     summary["samples"] = len(result.rows)
     storage.write_json(storage.join(out, REPORT_DIR, "rl-selection.json"), summary)
     echo(f"[rl] candidates {summary['candidates']}; kept {summary['kept']}"
