@@ -8,6 +8,8 @@ hypothesis into that prompt. Here the prompt is Qwen's chat format:
     [Context: ...][Previous text: ...][Hotwords: a, b][CTC hypothesis: ...]
     <audio><|im_end|>\\n<|im_start|>assistant\\n{transcript}<|im_end|>
 
+(no system turn where the model's `system_prompt` is empty).
+
 The `<audio>` placeholder is never tokenised: the text on each side is tokenised separately and the
 audio embeddings are spliced between them in `inputs_embeds`. Labels are -100 everywhere except the
 transcript and its closing `<|im_end|>`, so only the transcript is trained.
@@ -90,8 +92,8 @@ class PromptTemplate:
 
     def split(self, prompt: Prompt) -> tuple[str, str]:
         """The text before and after the audio embeddings."""
-        before = (f"<|im_start|>system\n{self.system}<|im_end|>\n"
-                  f"<|im_start|>user\n{self.user_text(prompt)}")
+        system = f"<|im_start|>system\n{self.system}<|im_end|>\n" if self.system else ""
+        before = f"{system}<|im_start|>user\n{self.user_text(prompt)}"
         after = "<|im_end|>\n<|im_start|>assistant\n"
         return before, after
 

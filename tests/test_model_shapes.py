@@ -6,7 +6,7 @@ from funfactory.model.adaptor import Adaptor
 from funfactory.model.configs import model_config
 from funfactory.model.ctc import CTCVocab, ctc_greedy
 from funfactory.model.encoder import AudioEncoder
-from funfactory.model.llm import IGNORE_INDEX, Prompt
+from funfactory.model.llm import IGNORE_INDEX, Prompt, PromptTemplate
 from funfactory.model.transformer import attention_mask
 from tests.conftest_model import tiny_model
 
@@ -117,3 +117,14 @@ def test_llm_inputs_splice_audio_and_train_only_the_transcript():
     prompt_text = model.tokenizer.decode(right.labels.new_tensor(
         model.tokenizer.encode(model.template.split(prompts[0])[0], add_special_tokens=False)))
     assert "Hotwords: Kubernetes" in prompt_text and "CTC hypothesis: hello" in prompt_text
+
+
+def test_an_empty_system_prompt_leaves_the_system_turn_out():
+    prompt = Prompt(ctc_hypothesis="helo world")
+    with_system = PromptTemplate(system="You transcribe.", instruction="Transcribe.")
+    assert with_system.split(prompt)[0] == (
+        "<|im_start|>system\nYou transcribe.<|im_end|>\n"
+        "<|im_start|>user\nTranscribe.\nCTC hypothesis: helo world\n")
+    without = PromptTemplate(system="", instruction="Transcribe.")
+    assert without.split(prompt)[0] == "<|im_start|>user\nTranscribe.\nCTC hypothesis: helo world\n"
+    assert without.split(prompt)[1] == with_system.split(prompt)[1]
