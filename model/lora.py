@@ -4,10 +4,16 @@
 in (base weight + scaled B @ A), computed on the fly: the live peft model is left as it is, so a
 policy keeps training its adapters after a checkpoint is written or a rollout engine is synced.
 peft's own `merge_and_unload` would instead rewrite the model in place.
+
+`merged_llm(llm)` builds a plain transformers model from those weights, and `lora_merged(model)`
+lends one to a `FunASRModel` for a block of decoding: an unmerged peft model runs two extra
+matrix products per adapted layer. Greedy decoding of 48 held-out utterances by the `cpu` size on 2
+CPU cores took 31.6 s through the adapters and 23.5 s through the merged copy (built in about 2 s).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import torch
@@ -39,3 +45,33 @@ def merged_llm_weights(llm: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor
         if "lora_" in name or owner in lora_owned:
             continue
         yield name, tensor.detach()
+
+
+def merged_llm(llm: torch.nn.Module) -> torch.nn.Module:
+    """A plain transformers model holding `llm`'s weights with every adapter merged, on its device
+    and in its dtype; `llm` itself when it has no adapters."""
+    if not is_peft(llm):
+        return llm
+    from transformers import AutoModelForCausalLM
+
+    like = next(llm.parameters())
+    with torch.random.fork_rng(devices=[]):  # its random init is overwritten: leave the RNG be
+        plain = AutoModelForCausalLM.from_config(llm.get_base_model().config)
+    plain.to(device=like.device, dtype=like.dtype)
+    plain.load_state_dict(dict(merged_llm_weights(llm)), strict=True)
+    return plain.eval().requires_grad_(False)
+
+
+@contextlib.contextmanager
+def lora_merged(model):
+    """Within the block `model.llm` is `merged_llm(model.llm)` (module docstring); the adapters
+    are put back untouched afterwards, whatever the block raised."""
+    llm = model.llm
+    if not is_peft(llm):
+        yield model
+        return
+    model.llm = merged_llm(llm)
+    try:
+        yield model
+    finally:
+        model.llm = llm

@@ -15,6 +15,7 @@ from funfactory.model.checkpoint import load_encoder_weights, load_model, save_m
 from funfactory.model.configs import model_config
 from funfactory.model.decode import DecodeOptions, transcribe, waveform_batch
 from funfactory.model.encoder import init_from_llm
+from funfactory.model.lora import is_peft, lora_merged
 from tests.conftest_model import tiny_llm_dir, tiny_model
 
 
@@ -167,3 +168,30 @@ def test_lora_policy_keeps_learning_after_a_checkpoint(tmp_path, speech_clips):
     with torch.no_grad():
         saved = load_model(tmp_path / "step-1")
         assert np.isclose(float(saved(batch)["llm_loss"]), loss_before, atol=1e-4)
+
+
+def test_decoding_through_the_merged_copy_equals_decoding_through_the_adapters(speech_clips):
+    model = tiny_model(texts=[t for t, _ in speech_clips]).eval()
+    add_llm_lora(model, r=4)
+    with torch.no_grad():
+        for name, p in model.llm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.5)
+    peft_llm = model.llm
+    adapters = {n: p.detach().clone() for n, p in peft_llm.named_parameters() if "lora_" in n}
+    audio = [a for _, a in speech_clips[:3]]
+    options = DecodeOptions(max_new_tokens=6, max_tokens_per_second=None, precision="fp32")
+    with torch.no_grad():
+        through_adapters = [t.text for t in transcribe(model, audio, options)]
+        rng = torch.get_rng_state()
+        with lora_merged(model):
+            assert model.llm is not peft_llm and not is_peft(model.llm)
+            merged = [t.text for t in transcribe(model, audio, options)]
+    assert merged == through_adapters and any(merged)
+    # validating through the copy leaves the training run's random stream where it was
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert model.llm is peft_llm
+    assert all(torch.equal(p, adapters[n]) for n, p in peft_llm.named_parameters() if "lora_" in n)
+    # the adapters matter here: decoding without them reads differently
+    with torch.no_grad(), peft_llm.disable_adapter():
+        assert [t.text for t in transcribe(model, audio, options)] != through_adapters

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from funfactory.errors import FunfactoryError, MissingAssetError
 from funfactory.model.llm import stop_token_ids
-from funfactory.model.lora import is_peft, merged_llm_weights
+from funfactory.model.lora import merged_llm, merged_llm_weights
 
 
 @dataclass
@@ -135,7 +135,8 @@ class TransformersRollout:
     """A rollout engine on a private copy of a transformers causal LM."""
 
     def __init__(self, llm: torch.nn.Module, tokenizer):
-        self.llm = copy.deepcopy(_plain_llm(llm)).eval().requires_grad_(False)
+        plain = merged_llm(llm)  # a fresh model already where `llm` has adapters
+        self.llm = (copy.deepcopy(plain) if plain is llm else plain).eval().requires_grad_(False)
         # transformers >= 5.20 names the KV cache `cache`; earlier releases `past_key_values`.
         parameters = inspect.signature(self.llm.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
@@ -207,20 +208,6 @@ class TransformersRollout:
 
 def _cache_of(output):
     return output.cache if "cache" in output.keys() else output.past_key_values
-
-
-def _plain_llm(llm: torch.nn.Module) -> torch.nn.Module:
-    """The base transformers model under a peft wrapper (its LoRA layers are synced merged), on
-    the policy's device and in its dtype."""
-    if is_peft(llm):
-        from transformers import AutoModelForCausalLM
-
-        like = next(llm.parameters())
-        plain = AutoModelForCausalLM.from_config(llm.get_base_model().config)
-        plain.to(device=like.device, dtype=like.dtype)
-        plain.load_state_dict(dict(merged_llm_weights(llm)), strict=True)
-        return plain
-    return llm
 
 
 @dataclass
