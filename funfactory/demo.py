@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Stage:
     run: Callable[[DemoRun], dict]
     describe: str
     outputs: tuple[str, ...] = ()  # folders under the demo's output folder that it writes
+    needs_llms: bool = False  # loads a packaged LLM: waits for `LLMConversion`
 
 
 @dataclass
@@ -66,9 +68,9 @@ STAGES = [
     Stage("streaming", demo_stages.streaming, "720 ms streaming prefixes, aligned text (5.1)",
           ("shards/streaming",)),
     Stage("context", demo_stages.context, "keywords, context pieces, irrelevant mixing (4.3)",
-          ("shards/context-llm", "shards/context")),
+          ("shards/context-llm", "shards/context"), needs_llms=True),
     Stage("codeswitch", demo_stages.codeswitch, "zh-en sentences around English terms, TTS (5.4)",
-          ("shards/codeswitch",)),
+          ("shards/codeswitch",), needs_llms=True),
     Stage("hotword", demo_stages.hotword, "hotword lists with distractors, noise-only (5.5)",
           ("shards/hotword",)),
     Stage("testset", demo_stages.testset, "cutoff, dedup vs training, export/import (6.1)",
@@ -81,13 +83,41 @@ STAGES = [
           "training voices, held-out sentences, an unseen voice"),
     Stage("model", demo_stages.model, "the cpu recogniser: Whisper encoder, CTC head, SmolLM2 "
           "reading the CTC hypothesis (2, 4.1, 4.2)",
-          tuple(f"runs/{name}" for name, *_ in demo_model.RUNS)),
+          tuple(f"runs/{name}" for name, *_ in demo_model.RUNS), needs_llms=True),
     Stage("rl_data", demo_stages.rl_data, "hard, long, hallucination, keyword, regular (4.4.3)",
           ("shards/rl",)),
     Stage("grpo", demo_stages.grpo, "a few GRPO steps on the cpu model, the report's rewards (4.4)",
           ("runs/grpo",)),
     Stage("evaluate", demo_stages.evaluate, "WER/CER per system and condition (6)", ("eval",)),
 ]
+
+
+class LLMConversion:
+    """The packaged LLMs' one-time conversion from GGUF (Gemma-3 about 30 s, SmolLM2 about 13 s
+    on 2 cores, cached in $FUNFACTORY_CACHE) in a background thread. It is mostly Python on one
+    core, and the stages before the first that loads an LLM mostly run native code on one core
+    (the corpus's TTS engines, the label job's decoders), so the two overlap; such a stage waits
+    for it, and gets its error if it failed."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._convert, args=(names,), daemon=True,
+                                       name="llm-conversion")
+        self.thread.start()
+
+    def _convert(self, names: tuple[str, ...]) -> None:
+        from funfactory.synth.llm.transformers_backend import packaged_model_dir
+
+        try:
+            for name in names:
+                packaged_model_dir(name)
+        except BaseException as e:  # handed to the stage that needs the model
+            self.error = e
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _marker(run: DemoRun, stage: Stage, index: int) -> tuple[Path, str]:
@@ -101,9 +131,12 @@ def _marker(run: DemoRun, stage: Stage, index: int) -> tuple[Path, str]:
 
 
 def run_demo(out: Path, seed: int = 0, scale: str = "tiny") -> DemoRun:
+    from funfactory.synth.llm.transformers_backend import GEMMA3, SMOLLM2
+
     run = DemoRun(out=out.resolve(), seed=seed, scale=scale)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    conversion = None  # started by the first stage that runs while an LLM stage is ahead
     for i, stage in enumerate(STAGES, 1):
         marker, token = _marker(run, stage, i)
         print(f"[{i}/{len(STAGES)}] {stage.name}: {stage.describe}", flush=True)
@@ -119,6 +152,10 @@ def run_demo(out: Path, seed: int = 0, scale: str = "tiny") -> DemoRun:
                 shutil.rmtree(run.path(*folder.split("/")), ignore_errors=True)
             marker.unlink()
         t0 = time.perf_counter()
+        if conversion is None and any(s.needs_llms for s in STAGES[i - 1:]):
+            conversion = LLMConversion((GEMMA3, SMOLLM2))
+        if stage.needs_llms:
+            conversion.wait()
         run.commands = []
         summary = stage.run(run)
         seconds = time.perf_counter() - t0

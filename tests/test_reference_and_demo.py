@@ -77,3 +77,43 @@ def test_a_demo_stage_whose_inputs_changed_runs_afresh(tmp_path, monkeypatch):
     assert [r.reused for r in again.results] == [True, False]
     assert not planted.exists() and (out / "split" / "train.jsonl").is_file()
     assert json.loads(marker.read_text())["token"] == saved["token"]
+
+
+def test_the_llm_conversion_runs_beside_earlier_stages_and_fails_the_stage_that_needs_it(
+        tmp_path, monkeypatch):
+    import threading
+
+    from funfactory import demo
+    from funfactory.errors import MissingAssetError
+    from funfactory.synth.llm import transformers_backend
+
+    converting, stage_ran = threading.Event(), threading.Event()
+    order = []
+
+    def convert(name):
+        order.append(f"convert {name}")
+        converting.set()
+        stage_ran.wait(10)  # finishes only once the stage before has run beside it
+        raise MissingAssetError(f"LLM {name!r} is not installed")
+
+    def earlier(run):
+        assert converting.wait(10), "the conversion did not start beside the first stage"
+        order.append("earlier")
+        stage_ran.set()
+        return {}
+
+    def loads_an_llm(run):
+        order.append("loads an LLM")
+        return {}
+
+    monkeypatch.setattr(transformers_backend, "packaged_model_dir", convert)
+    monkeypatch.setattr(demo, "STAGES", [demo.Stage("earlier", earlier, "no LLM"),
+                                         demo.Stage("llm", loads_an_llm, "an LLM", needs_llms=True)])
+    with pytest.raises(MissingAssetError, match="not installed"):
+        demo.run_demo(tmp_path / "demo")
+    assert order == ["convert gemma3-270m", "earlier"]
+    # with no LLM stage ahead nothing is converted
+    order.clear()
+    monkeypatch.setattr(demo, "STAGES", [demo.Stage("llm-free", loads_an_llm, "no LLM")])
+    demo.run_demo(tmp_path / "other")
+    assert order == ["loads an LLM"]
