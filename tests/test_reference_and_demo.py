@@ -107,8 +107,9 @@ def test_the_llm_conversion_runs_beside_earlier_stages_and_fails_the_stage_that_
         return {}
 
     monkeypatch.setattr(transformers_backend, "packaged_model_dir", convert)
-    monkeypatch.setattr(demo, "STAGES", [demo.Stage("earlier", earlier, "no LLM"),
-                                         demo.Stage("llm", loads_an_llm, "an LLM", needs_llms=True)])
+    stages = [demo.Stage("earlier", earlier, "no LLM"),
+              demo.Stage("llm", loads_an_llm, "an LLM", needs_llms=True)]
+    monkeypatch.setattr(demo, "STAGES", stages)
     with pytest.raises(MissingAssetError, match="not installed"):
         demo.run_demo(tmp_path / "demo")
     assert order == ["convert gemma3-270m", "earlier"]
