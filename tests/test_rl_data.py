@@ -157,20 +157,48 @@ def test_pipeline_keeps_equal_tagged_shares_and_accounts_for_every_input(tmp_pat
     assert again.summary == result.summary
 
 
-def test_decoding_with_a_model_gives_the_caller_its_thread_count_back(tmp_path):
+def test_decoding_with_a_model_gives_the_caller_its_thread_count_back(tmp_path, monkeypatch):
+    import os
+
     import torch
 
     from funfactory.model.checkpoint import save_model
-    from funfactory.pipelines.rl.pipeline import run_rl_data
+    from funfactory.pipelines.common.runner import beam_options
+    from funfactory.pipelines.rl.pipeline import ClassifyShard, run_rl_data
     from tests.conftest_model import tiny_model
 
+    decoding_threads = []
+    hypotheses = ClassifyShard._hypotheses
+
+    def spy(self, samples):
+        decoding_threads.append(torch.get_num_threads())
+        return hypotheses(self, samples)
+
+    monkeypatch.setattr(ClassifyShard, "_hypotheses", spy)
+    monkeypatch.delenv("FUNFACTORY_ASR_THREADS", raising=False)
     folder = save_model(tiny_model(), tmp_path / "model")
     _write_inputs(tmp_path / "in")
+    config = RLDataConfig(max_count=5, max_new_tokens=4)
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(3)
     try:
-        run_rl_data(tmp_path / "in", tmp_path / "out", RLDataConfig(max_count=5, max_new_tokens=4),
-                    model_dir=folder, echo=lambda *_: None)
-        assert torch.get_num_threads() == 2  # the workers decoded on one thread each
+        # one in-process worker: its decoder takes every core; the caller gets its count back
+        run_rl_data(tmp_path / "in", tmp_path / "one", config, model_dir=folder,
+                    echo=lambda *_: None)
+        assert set(decoding_threads) == {len(os.sched_getaffinity(0))}
+        assert torch.get_num_threads() == 3
+        # two workers share the cores: one thread each
+        decoding_threads.clear()
+        run_rl_data(tmp_path / "in", tmp_path / "two", config, model_dir=folder,
+                    options=beam_options(direct_num_workers=2),
+                    echo=lambda *_: None)
+        assert decoding_threads and set(decoding_threads) == {1}
+        # the environment decides where it is set
+        decoding_threads.clear()
+        monkeypatch.setenv("FUNFACTORY_ASR_THREADS", "2")
+        run_rl_data(tmp_path / "in", tmp_path / "env", config, model_dir=folder,
+                    echo=lambda *_: None)
+        assert set(decoding_threads) == {2}
+        assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)

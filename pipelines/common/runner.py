@@ -23,7 +23,8 @@ again as the command's own options (commands call it first in their handler);
 ``beam_options(runner=..., direct_num_workers=..., direct_running_mode=..., dask_address=...,
 extra=[...])`` builds ``PipelineOptions``; ``runner_options_from_args(namespace)`` does the same
 from parsed arguments; ``runner_of(options)`` names their runner and ``one_local_worker(options)``
-tells whether they run one in-process worker. ``run_and_wait(pipeline)`` runs a pipeline to the
+tells whether they run one in-process worker, ``decoder_threads(options)`` how many threads each
+worker's decoder may take. ``run_and_wait(pipeline)`` runs a pipeline to the
 end, returns its Beam counters as ``{"namespace/name": value}`` (empty where the runner has no
 metrics, e.g. Dask) and closes the Dask client the DaskRunner opened. ``pickle_library`` is
 cloudpickle, so DoFns defined anywhere ship to workers.
@@ -89,6 +90,19 @@ def one_local_worker(options) -> bool:
     return (runner in (FN_API_RUNNER, "DirectRunner") or runner.endswith(".DirectRunner")) \
         and direct.direct_num_workers == 1 \
         and direct.direct_running_mode in (None, "in_memory")
+
+
+def decoder_threads(options) -> int:
+    """Intra-op threads for each worker's decoder: `FUNFACTORY_ASR_THREADS` where set; else every
+    core this process may use when ``options`` run one in-process worker (no other worker shares
+    them), and one a worker otherwise (workers are then the unit of parallelism)."""
+    import os
+
+    from funfactory.asr.base import cpu_threads
+
+    if "FUNFACTORY_ASR_THREADS" in os.environ or not one_local_worker(options):
+        return cpu_threads()
+    return len(os.sched_getaffinity(0))
 
 
 def runner_of(options) -> str:

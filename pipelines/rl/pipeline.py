@@ -27,7 +27,7 @@ import apache_beam as beam
 from funfactory import __version__
 from funfactory.config import config_sha256
 from funfactory.errors import FunfactoryError
-from funfactory.pipelines.common.runner import beam_options, run_and_wait
+from funfactory.pipelines.common.runner import beam_options, decoder_threads, run_and_wait
 from funfactory.pipelines.rl.config import RLDataConfig
 from funfactory.pipelines.rl.select import Classification, classify, select
 from funfactory.shards import storage
@@ -38,28 +38,29 @@ CLASSES_DIR = "_rl/classes"
 class ClassifyShard(beam.DoFn):
     """(unit id, shard url) -> writes the unit's classifications; yields (unit, count)."""
 
-    def __init__(self, config: RLDataConfig, classes_dir: str, model_dir: str | None):
+    def __init__(self, config: RLDataConfig, classes_dir: str, model_dir: str | None,
+                 threads: int = 1):
         self.config, self.classes_dir, self.model_dir = config, classes_dir, model_dir
+        self.threads = threads  # the decoder's (`decoder_threads` of the job's options)
 
     def setup(self):
-        self.model, self.threads = None, None
+        self.model, self.callers_threads = None, None
         if self.model_dir:
             import torch
 
-            from funfactory.asr.base import cpu_threads
             from funfactory.model.checkpoint import load_model
 
             # one decoder per Beam worker; the caller's count is restored in teardown (an
             # in-process runner shares the caller's torch)
-            self.threads = torch.get_num_threads()
-            torch.set_num_threads(cpu_threads())
+            self.callers_threads = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
             self.model = load_model(self.model_dir)
 
     def teardown(self):
-        if self.threads is not None:
+        if self.callers_threads is not None:
             import torch
 
-            torch.set_num_threads(self.threads)
+            torch.set_num_threads(self.callers_threads)
 
     def _hypotheses(self, samples) -> list[str | None]:
         if self.model is None:
@@ -163,10 +164,11 @@ def run_rl_data(inputs, out_dir: str | Path, config: RLDataConfig | None = None,
     echo(f"[rl] classify: {len(units)} input shards, {len(units) - len(todo)} already done")
     if todo:
         p = beam.Pipeline(options=options or beam_options())
+        classify = ClassifyShard(config, classes_dir, str(model_dir) if model_dir else None,
+                                 decoder_threads(p.options))
         _ = (p | "InputShards" >> beam.Create(todo, reshuffle=False)
                | "Spread" >> beam.Reshuffle()
-               | "Classify" >> beam.ParDo(ClassifyShard(config, classes_dir,
-                                                        str(model_dir) if model_dir else None)))
+               | "Classify" >> beam.ParDo(classify))
         run_and_wait(p)
     classes = read_classifications(classes_dir, sorted(units))
     kept, summary = select(classes, config)
