@@ -128,7 +128,7 @@ class AsrBackend(ABC):
         return self.transcribe_batch([audio], [language], word_timestamps)[0]
 
 
-def cpu_threads() -> int:
-    """Intra-op threads per backend (FUNFACTORY_ASR_THREADS, default 1: Beam runs one backend per
-    worker, and workers are the unit of parallelism)."""
-    return max(1, int(os.environ.get("FUNFACTORY_ASR_THREADS", "1")))
+def cpu_threads(default: int = 1) -> int:
+    """Intra-op threads per backend (FUNFACTORY_ASR_THREADS, else `default`, 1 unless the caller
+    knows better: Beam runs one backend per worker, and workers are the unit of parallelism)."""
+    return max(1, int(os.environ.get("FUNFACTORY_ASR_THREADS", str(default))))

@@ -100,9 +100,7 @@ def decoder_threads(options) -> int:
 
     from funfactory.asr.base import cpu_threads
 
-    if "FUNFACTORY_ASR_THREADS" in os.environ or not one_local_worker(options):
-        return cpu_threads()
-    return len(os.sched_getaffinity(0))
+    return cpu_threads(len(os.sched_getaffinity(0)) if one_local_worker(options) else 1)
 
 
 def runner_of(options) -> str:

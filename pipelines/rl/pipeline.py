@@ -39,28 +39,21 @@ class ClassifyShard(beam.DoFn):
     """(unit id, shard url) -> writes the unit's classifications; yields (unit, count)."""
 
     def __init__(self, config: RLDataConfig, classes_dir: str, model_dir: str | None,
-                 threads: int = 1):
+                 threads: int):
         self.config, self.classes_dir, self.model_dir = config, classes_dir, model_dir
         self.threads = threads  # the decoder's (`decoder_threads` of the job's options)
 
     def setup(self):
-        self.model, self.callers_threads = None, None
+        self.model = None
         if self.model_dir:
             import torch
 
             from funfactory.model.checkpoint import load_model
 
-            # one decoder per Beam worker; the caller's count is restored in teardown (an
-            # in-process runner shares the caller's torch)
-            self.callers_threads = torch.get_num_threads()
+            # one decoder per Beam worker (an in-process runner shares the caller's torch: the
+            # job gives the caller its count back)
             torch.set_num_threads(self.threads)
             self.model = load_model(self.model_dir)
-
-    def teardown(self):
-        if self.callers_threads is not None:
-            import torch
-
-            torch.set_num_threads(self.callers_threads)
 
     def _hypotheses(self, samples) -> list[str | None]:
         if self.model is None:
@@ -169,7 +162,14 @@ def run_rl_data(inputs, out_dir: str | Path, config: RLDataConfig | None = None,
         _ = (p | "InputShards" >> beam.Create(todo, reshuffle=False)
                | "Spread" >> beam.Reshuffle()
                | "Classify" >> beam.ParDo(classify))
-        run_and_wait(p)
+        import torch
+
+        # not each worker's teardown: in-process workers' setups and teardowns interleave
+        threads = torch.get_num_threads()
+        try:
+            run_and_wait(p)
+        finally:
+            torch.set_num_threads(threads)
     classes = read_classifications(classes_dir, sorted(units))
     kept, summary = select(classes, config)
     digest = hashlib.sha256(json.dumps(sorted(kept), ensure_ascii=False).encode()).hexdigest()
