@@ -261,9 +261,9 @@ def model(run) -> dict:
         results[name] = {"stage": stage, "steps": steps, **_last_validation(run.path("runs", name))}
     png = demo_model.curves_png(run, [name for name, *_ in demo_model.RUNS],
                                 run.path("report", "model-validation.png"))
-    final = {condition: demo_model.score_final(init, speech_dir / folder)
-             for condition, folder in (("held-out sentences, training voices", "heldout"),
-                                       ("held-out sentences, unseen voice", "unseen-voice"))}
+    final = demo_model.score_final(init, {
+        "held-out sentences, training voices": speech_dir / "heldout",
+        "held-out sentences, unseen voice": speech_dir / "unseen-voice"})
     return {"runs": results, "final_model": str(init), "final": final,
             "png": str(png.relative_to(run.out))}
 

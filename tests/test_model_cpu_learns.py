@@ -27,7 +27,7 @@ def test_cpu_size_learns_held_out_sentences(tmp_path):
         config = demo_model.train_config(run, speech, name, stage, steps, lr, every, seconds, init)
         assert main(["train", "sft", "--config", str(config)]) == 0
         init = tmp_path / "runs" / name / "final"
-    result = demo_model.score_final(init, speech / "heldout")
+    result = demo_model.score_final(init, {"heldout": speech / "heldout"})["heldout"]
     # `make demo` (the same runs, its corpus's sentences held out too) measured on 120 held-out
     # utterances: CTC head CER 14.1 %, WER 45.1 %; LLM greedy WER 40.9 %, the model (the CTC head
     # choosing among 9 LLM transcripts) 31.4 % (a random model is above 100 %)

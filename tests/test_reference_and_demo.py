@@ -118,3 +118,40 @@ def test_the_llm_conversion_runs_beside_earlier_stages_and_fails_the_stage_that_
     monkeypatch.setattr(demo, "STAGES", [demo.Stage("llm-free", loads_an_llm, "no LLM")])
     demo.run_demo(tmp_path / "other")
     assert order == ["loads an LLM"]
+
+
+def _english_test_shards(out_dir, clips):
+    from funfactory.shards.schema import new_meta
+    from funfactory.shards.writer import ShardWriter
+
+    with ShardWriter(out_dir, "heldout", "test") as writer:
+        for i, (text, audio) in enumerate(clips):
+            writer.write(new_meta(key=f"utt{i}", text=text, language="en",
+                                  duration=len(audio) / 16000, task="test", source_id=f"s{i}",
+                                  uri=f"file:///s{i}.wav", pipeline="test", version="0",
+                                  config_sha256="0" * 64), audio)
+    return out_dir
+
+
+def test_final_scoring_in_two_processes_equals_scoring_in_one(tmp_path, monkeypatch):
+    """The demo model's final scoring, its chunks decoded by two spawned one-thread processes,
+    gives every utterance of every set the transcripts that decoding in this process gives, in
+    the shards' order (a tiny model choosing among 3 LLM candidates)."""
+    from funfactory import demo_model
+    from funfactory.model.checkpoint import save_model
+    from tests.conftest_model import tiny_model
+    from tests.eval_speech import SENTENCES, speech
+
+    model = tiny_model(texts=SENTENCES)  # decodes on one thread, like each worker
+    model.config.decode_candidates = 3
+    save_model(model, tmp_path / "model", copy_llm=False)
+    clips = list(zip(SENTENCES, speech()))
+    sets = {"a": _english_test_shards(tmp_path / "a", clips),
+            "b": _english_test_shards(tmp_path / "b", clips[:3])}
+    monkeypatch.setattr(demo_model, "SCORING_CHUNK", 3)  # four chunks over two processes
+    alone = demo_model.final_transcripts(tmp_path / "model", sets, workers=1)
+    split = demo_model.final_transcripts(tmp_path / "model", sets, workers=2)
+    assert split == alone
+    assert [row[0] for row in split["a"]] == list(SENTENCES)
+    assert [row[0] for row in split["b"]] == list(SENTENCES[:3])
+    assert {row[4] for rows in split.values() for row in rows} == {3}
