@@ -3,8 +3,9 @@
 `auto` means bf16 autocast where the hardware multiplies bf16 matrices natively: CUDA GPUs, and
 CPUs with AMX tiles (Intel Sapphire Rapids and later), where a bf16 matmul runs several times
 faster than fp32 (about 7 times for an LLM-sized one, measured on this project's 2-core CI-class
-machine). Elsewhere `auto` stays fp32, since bf16 without native support is slower. Weights stay
-fp32 either way; autocast runs matmuls in bf16 and keeps losses and softmaxes in fp32.
+machine). Elsewhere `auto` stays fp32, since bf16 without native support is slower. Trained
+weights stay fp32; autocast runs matmuls in bf16 and keeps losses and softmaxes in fp32. A frozen
+LLM's weights can be stored in the autocast dtype instead (`store_frozen_llm_in`).
 """
 
 from __future__ import annotations
@@ -40,3 +41,19 @@ def autocast(precision: str, device: torch.device):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def store_frozen_llm_in(model, dtype: torch.dtype) -> int:
+    """Store the frozen floating-point weights of `model.llm` (a LoRA LLM's base, or an LLM the
+    stage does not train) in `dtype`; return how many tensors changed.
+
+    Under autocast a frozen fp32 weight is cast to 16 bits again at every matmul of every step,
+    which made LoRA steps on the `cpu` size slower in bf16 than in fp32; stored in bf16 the
+    cast is gone. Trained weights (LoRA, adaptor) stay fp32, and merging an adapter into a
+    16-bit base weight yields fp32 (`funfactory.model.lora.merged_llm_weights`)."""
+    changed = 0
+    for param in model.llm.parameters():
+        if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+            param.data = param.data.to(dtype)
+            changed += 1
+    return changed

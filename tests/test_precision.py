@@ -18,3 +18,36 @@ def test_auto_precision_is_bf16_exactly_where_the_hardware_has_it():
         assert (a @ b).dtype == torch.bfloat16
     with autocast("fp32", cpu):
         assert (a @ b).dtype == torch.float32
+
+
+def test_a_bf16_lora_run_stores_the_frozen_llm_in_bf16_and_saves_fp32_merged_weights(
+        tmp_path, speech_clips):
+    """Under bf16 autocast the trainer keeps the frozen LLM base in bf16 (autocast would recast
+    it at every step); the adapters train in fp32, and the saved LLM holds the merged weights in
+    fp32 (the adapters' updates are finer than bf16 could hold)."""
+    from safetensors.torch import load_file
+
+    from funfactory.model.tiny_llm import cached_tiny_llm
+    from funfactory.training.loader import StreamingLoader
+    from funfactory.training.runner import build_task
+    from funfactory.training.trainer import Trainer, read_metrics
+    from tests.conftest_training import sft_config, write_speech_shards
+
+    write_speech_shards(tmp_path / "train", speech_clips, 4, per_shard=4)
+    config = sft_config(str(tmp_path / "train"), tmp_path / "run", cached_tiny_llm(), "llm_lora",
+                        max_steps=2, precision="bf16", save_every=2)
+    task = build_task("sft", config)
+    trainer = Trainer(config, task, StreamingLoader(config.data, 0, 1))
+    llm = dict(task.model.llm.named_parameters())
+    assert {p.dtype for p in llm.values() if p.requires_grad} == {torch.float32}
+    assert {p.dtype for p in llm.values() if not p.requires_grad} == {torch.bfloat16}
+    base = next(p for n, p in llm.items() if n.endswith("layers.0.self_attn.q_proj.base_layer.weight"))
+    base = base.detach().float().clone()
+    trainer.fit()
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in read_metrics(tmp_path / "run")
+               if "loss" in r)
+    saved = load_file(str(next((tmp_path / "run" / "final" / "llm").glob("*.safetensors"))))
+    merged = saved["model.layers.0.self_attn.q_proj.weight"]
+    assert merged.dtype == torch.float32
+    assert not torch.equal(merged, base)  # the adapter moved it
+    assert not torch.equal(merged, merged.to(torch.bfloat16).float())  # finer than bf16

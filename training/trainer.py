@@ -46,7 +46,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from funfactory.errors import FunfactoryError
-from funfactory.model.precision import autocast_dtype
+from funfactory.model.precision import autocast_dtype, store_frozen_llm_in
 from funfactory.training.config import OptimConfig, RunConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -376,10 +376,12 @@ class Trainer:
         self.run = config.run
         self.info = info or DistInfo(device=resolve_device(config.run.device))
         self.out_dir = Path(self.run.out_dir)
+        self.dtype = autocast_dtype(self.run.precision, self.info.device)
+        if self.dtype is not None and hasattr(task.model, "llm"):
+            store_frozen_llm_in(task.model, self.dtype)  # else autocast recasts it every step
         self.model = wrap_model(task.model, self.info, self.run.distributed)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.run.max_steps)
-        self.dtype = autocast_dtype(self.run.precision, self.info.device)
         self.scaler = (torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None)
         self.metrics = MetricsLogger(self.out_dir, self.info.is_main, self.run.tensorboard)
         self.step = 0
