@@ -47,8 +47,7 @@ def _train(run: EffectsRun, name: str, stage: str, streams: list[dict], init: Pa
         return final
     config = write_config(run, name, stage, streams, model_setup(run, stage, init), steps, lr,
                           every=steps, batch_seconds=batch_seconds, val_shards=[str(val_shards)],
-                          val_utterances=run.plan.test_utterances, log_every=LOG_EVERY,
-                          llm_precision="fp32")  # the figures in docs/effects.md ran in fp32
+                          val_utterances=run.plan.test_utterances, log_every=LOG_EVERY)
     body = yaml.safe_load(config.read_text(encoding="utf-8"))
     body["data"]["augment"] = {"enabled": noise_manifest is not None,
                                "fraction": run.plan.online_noise_fraction,
