@@ -128,7 +128,8 @@ def final_transcripts(folder: Path, sets: dict[str, Path],
     rows = [row for part in decoded for row in part]
     out, start = {}, 0
     for name, items in samples.items():
-        out[name] = [(s.meta["text"], *row) for s, row in zip(items, rows[start:start + len(items)])]
+        out[name] = [(sample.meta["text"], *row)
+                     for sample, row in zip(items, rows[start:start + len(items)])]
         start += len(items)
     return out
 

@@ -41,8 +41,8 @@ def test_a_bf16_lora_run_stores_the_frozen_llm_in_bf16_and_saves_fp32_merged_wei
     llm = dict(task.model.llm.named_parameters())
     assert {p.dtype for p in llm.values() if p.requires_grad} == {torch.float32}
     assert {p.dtype for p in llm.values() if not p.requires_grad} == {torch.bfloat16}
-    base = next(p for n, p in llm.items() if n.endswith("layers.0.self_attn.q_proj.base_layer.weight"))
-    base = base.detach().float().clone()
+    base = next(p for n, p in llm.items()
+                if n.endswith("layers.0.self_attn.q_proj.base_layer.weight")).detach().float()
     trainer.fit()
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in read_metrics(tmp_path / "run")
                if "loss" in r)

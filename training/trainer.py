@@ -377,8 +377,10 @@ class Trainer:
         self.info = info or DistInfo(device=resolve_device(config.run.device))
         self.out_dir = Path(self.run.out_dir)
         self.dtype = autocast_dtype(self.run.precision, self.info.device)
-        if self.dtype is not None and hasattr(task.model, "llm"):
-            store_frozen_llm_in(task.model, self.dtype)  # else autocast recasts it every step
+        # else autocast recasts the frozen LLM every step; FSDP2 wants one dtype per layer's group
+        if (self.dtype is not None and hasattr(task.model, "llm")
+                and not (self.info.distributed and self.run.distributed == "fsdp")):
+            store_frozen_llm_in(task.model, self.dtype)
         self.model = wrap_model(task.model, self.info, self.run.distributed)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.run.max_steps)
