@@ -69,6 +69,7 @@ def train_config(run, speech: Path, name: str, stage: str, steps: int, lr: float
 
 
 SCORING_CHUNK = 8  # utterances decoded together (each with the model's LLM candidates)
+MAX_SCORING_WORKERS = 4  # each process holds its own copy of the model (about 2 GB)
 _worker_model = None  # the model a scoring process loaded (`_load_worker_model`)
 
 
@@ -100,9 +101,10 @@ def final_transcripts(folder: Path, sets: dict[str, Path],
     """Per shard set in `sets` (name -> folder), each utterance's (reference, CTC head, LLM
     greedy, model) transcripts and the number of LLM candidates the model chose among.
 
-    `workers` processes (0: one per core) decode chunks of SCORING_CHUNK utterances on one
-    thread each: decoding is mostly small token steps, which a second thread sped up only about
-    1.25 times (measured on 2 cores), so two one-thread processes finish sooner. A chunk's
+    `workers` processes (0: one per core, at most MAX_SCORING_WORKERS) decode chunks of
+    SCORING_CHUNK utterances on one thread each: decoding is mostly small token steps, which a
+    second thread sped up only about 1.25 times (measured on 2 cores), so two one-thread
+    processes finish sooner. A chunk's
     transcripts do not depend on which process decodes it (sampling is seeded per chunk). With
     one worker the model decodes in this process on its threads. Spawned processes import the
     caller's main module again: call this from a script only under `if __name__ == "__main__":`."""
@@ -111,7 +113,7 @@ def final_transcripts(folder: Path, sets: dict[str, Path],
     samples = {name: list(ShardReader(shards)) for name, shards in sets.items()}
     chunks = [(name, [s.audio for s in samples[name][i:i + SCORING_CHUNK]])
               for name in sets for i in range(0, len(samples[name]), SCORING_CHUNK)]
-    workers = min(workers or len(os.sched_getaffinity(0)), len(chunks))
+    workers = min(workers or min(len(os.sched_getaffinity(0)), MAX_SCORING_WORKERS), len(chunks))
     if workers <= 1:
         from funfactory.model.checkpoint import load_model
 
