@@ -104,10 +104,10 @@ def final_transcripts(folder: Path, sets: dict[str, Path],
     `workers` processes (0: one per core, at most MAX_SCORING_WORKERS) decode chunks of
     SCORING_CHUNK utterances on one thread each: decoding is mostly small token steps, which a
     second thread sped up only about 1.25 times (measured on 2 cores), so two one-thread
-    processes finish sooner. A chunk's
-    transcripts do not depend on which process decodes it (sampling is seeded per chunk). With
-    one worker the model decodes in this process on its threads. Spawned processes import the
-    caller's main module again: call this from a script only under `if __name__ == "__main__":`."""
+    processes finish sooner. A chunk's transcripts do not depend on which process decodes it
+    (sampling is seeded per chunk). With one worker the model decodes in this process on its
+    threads. Spawned processes import the caller's main module again: call this from a script
+    only under `if __name__ == "__main__":`."""
     from funfactory.shards.reader import ShardReader
 
     samples = {name: list(ShardReader(shards)) for name, shards in sets.items()}
