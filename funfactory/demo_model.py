@@ -111,14 +111,14 @@ def final_transcripts(folder: Path, sets: dict[str, Path],
     from funfactory.shards.reader import ShardReader
 
     samples = {name: list(ShardReader(shards)) for name, shards in sets.items()}
-    chunks = [(name, [s.audio for s in samples[name][i:i + SCORING_CHUNK]])
-              for name in sets for i in range(0, len(samples[name]), SCORING_CHUNK)]
+    chunks = [[s.audio for s in items[i:i + SCORING_CHUNK]]
+              for items in samples.values() for i in range(0, len(items), SCORING_CHUNK)]
     workers = min(workers or min(len(os.sched_getaffinity(0)), MAX_SCORING_WORKERS), len(chunks))
     if workers <= 1:
         from funfactory.model.checkpoint import load_model
 
         model = load_model(folder)
-        decoded = [_transcripts(model, audios) for _, audios in chunks]
+        decoded = [_transcripts(model, audios) for audios in chunks]
     else:
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
@@ -126,7 +126,7 @@ def final_transcripts(folder: Path, sets: dict[str, Path],
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                                  initializer=_load_worker_model,
                                  initargs=(str(folder),)) as pool:
-            decoded = list(pool.map(_worker_transcripts, [audios for _, audios in chunks]))
+            decoded = list(pool.map(_worker_transcripts, chunks))
     rows = [row for part in decoded for row in part]
     out, start = {}, 0
     for name, items in samples.items():

@@ -43,18 +43,15 @@ def autocast(precision: str, device: torch.device):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def store_frozen_llm_in(model, dtype: torch.dtype) -> int:
+def store_frozen_llm_in(model, dtype: torch.dtype) -> None:
     """Store the frozen floating-point weights of `model.llm` (a LoRA LLM's base, or an LLM the
-    stage does not train) in `dtype`; return how many tensors changed.
+    stage does not train) in `dtype`.
 
     Under autocast a frozen fp32 weight is cast to 16 bits again at every matmul of every step;
     stored in 16 bits the cast is gone and the weights take half the memory. Trained weights
     (LoRA, adaptor) stay fp32, and merging an adapter into a 16-bit base weight yields fp32
     (`funfactory.model.lora.merged_llm_weights`). On a 2-core AMX CPU the demo's LoRA steps did
     not gain reliably from it (docs/trainer.md), so the demo's LLM run trains in fp32."""
-    changed = 0
     for param in model.llm.parameters():
-        if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+        if not param.requires_grad and param.is_floating_point():
             param.data = param.data.to(dtype)
-            changed += 1
-    return changed
