@@ -195,3 +195,25 @@ def test_decoding_through_the_merged_copy_equals_decoding_through_the_adapters(s
     # the adapters matter here: decoding without them reads differently
     with torch.no_grad(), peft_llm.disable_adapter():
         assert [t.text for t in transcribe(model, audio, options)] != through_adapters
+
+
+def test_decoding_under_bf16_autocast_casts_the_merged_copy_once_per_block(speech_clips):
+    model = tiny_model(texts=[t for t, _ in speech_clips]).eval()
+    add_llm_lora(model, r=4)
+    ids = torch.tensor([[1, 2, 3, 4]])
+
+    def weight_casts() -> int:
+        """Casts of 2-D tensors (weights; activations are 3-D) in the second forward pass."""
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model.llm(input_ids=ids)
+            with torch.profiler.profile(record_shapes=True) as prof:
+                model.llm(input_ids=ids)
+        return sum(1 for e in prof.events() if e.name == "aten::_to_copy"
+                   and e.input_shapes and len(e.input_shapes[0]) == 2)
+
+    with torch.no_grad(), lora_merged(model):
+        linears = sum(isinstance(m, torch.nn.Linear) for m in model.llm.modules())
+        assert linears > 0 and weight_casts() == 0
+        # the failure this guards against: frozen weights are cast again at every pass
+        model.llm.requires_grad_(False)
+        assert weight_casts() >= linears
