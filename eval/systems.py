@@ -33,9 +33,14 @@ class BackendSystem:
     condition = "offline"
 
     def __init__(self, kind: str, name: str | None = None):
+        import os
+
         from funfactory.asr.registry import BackendSpec, build_backend
 
         self.backend = build_backend(BackendSpec(kind=kind, name=name or kind))
+        # the only decoder in this process: every core it may use (Whisper base on 2 cores
+        # decoded the demo's test set in 9 s against 15 s on one)
+        self.backend.threads = len(os.sched_getaffinity(0))
         self.name = self.backend.name
 
     def transcribe(self, audios, metas):

@@ -148,3 +148,28 @@ def test_pocketsphinx_scores_a_clip_the_same_whatever_it_decoded_before():
     used.transcribe(before, "en")
     first, second = fresh.transcribe(clip, "en"), used.transcribe(clip, "en")
     assert (first.text, first.extras) == (second.text, second.extras)
+
+
+def test_an_evaluated_backend_decodes_on_every_core_and_a_label_worker_on_one(monkeypatch):
+    import os
+
+    import faster_whisper
+
+    from funfactory.eval.systems import build_system
+
+    threads = []
+
+    class Recorded(faster_whisper.WhisperModel):  # the real model, its thread count noted
+        def __init__(self, *args, cpu_threads=0, **kwargs):
+            threads.append(cpu_threads)
+            super().__init__(*args, cpu_threads=cpu_threads, **kwargs)
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", Recorded)
+    monkeypatch.delenv("FUNFACTORY_ASR_THREADS", raising=False)
+    text = build_system("backend:whisper-tiny-en").transcribe([clip16k(SENTENCES[0])], [{}])[0]
+    assert wer([SENTENCES[0]], [text]).rate < 0.3
+    build_backend(BackendSpec(kind="whisper-tiny-en")).load()  # as a label job's worker does
+    assert threads == [len(os.sched_getaffinity(0)), 1]
+    monkeypatch.setenv("FUNFACTORY_ASR_THREADS", "3")  # the environment decides where it is set
+    build_system("backend:whisper-tiny-en").backend.load()
+    assert threads[-1] == 3

@@ -60,6 +60,9 @@ class AsrBackend(ABC):
     name: str = "asr"
     languages: tuple[str, ...] | None = None
     supports_word_timestamps: bool = False
+    # Intra-op threads of the loaded model; 0: one (a Beam worker's share). FUNFACTORY_ASR_THREADS
+    # overrides either (`cpu_threads`).
+    threads: int = 0
 
     def __init__(self) -> None:
         self._loaded = False

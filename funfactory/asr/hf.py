@@ -32,7 +32,7 @@ class TransformersBackend(AsrBackend):
                                     "(no config.json): save one with save_pretrained")
         import torch
         from transformers import pipeline
-        torch.set_num_threads(cpu_threads())
+        torch.set_num_threads(cpu_threads(self.threads or 1))
         self.pipe = pipeline("automatic-speech-recognition", model=str(self.model_dir),
                              device=-1)
         self._is_whisper = "whisper" in type(self.pipe.model).__name__.lower()

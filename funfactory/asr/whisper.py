@@ -221,7 +221,8 @@ class FasterWhisperBackend(AsrBackend):
             raise MissingAssetError(f"{self.model_dir} is not a CTranslate2 Whisper folder "
                                     "(no model.bin)")
         self.model = WhisperModel(str(self.model_dir), device=self.device,
-                                  compute_type=self.compute_type, cpu_threads=cpu_threads())
+                                  compute_type=self.compute_type,
+                                  cpu_threads=cpu_threads(self.threads or 1))
 
     def _tokenizer(self, language: str | None):
         from faster_whisper.tokenizer import Tokenizer
