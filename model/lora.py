@@ -10,7 +10,7 @@ lends one to a `FunASRModel` for a block of decoding: an unmerged peft model run
 matrix products per adapted layer. Greedy decoding of 48 held-out utterances by the `cpu` size on 2
 CPU cores took 31.6 s through the adapters and 23.5 s through the merged copy (built in about 2 s);
 13-16 s once bf16 autocast cast the copy's weights once per batch instead of at every token step
-(`lora_merged`), with the same transcripts.
+(`funfactory.model.precision.cast_once_per_autocast`), with the same transcripts.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+
+from funfactory.model.precision import cast_once_per_autocast
 
 
 def is_peft(llm: torch.nn.Module) -> bool:
@@ -50,8 +52,9 @@ def merged_llm_weights(llm: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor
 
 
 def merged_llm(llm: torch.nn.Module) -> torch.nn.Module:
-    """A plain transformers model holding `llm`'s weights with every adapter merged, on its device
-    and in its dtype; `llm` itself when it has no adapters."""
+    """A plain transformers model for decoding, holding `llm`'s weights with every adapter
+    merged, on its device and in its dtype (`cast_once_per_autocast`: use it without autograd);
+    `llm` itself when it has no adapters."""
     if not is_peft(llm):
         return llm
     from transformers import AutoModelForCausalLM
@@ -61,7 +64,7 @@ def merged_llm(llm: torch.nn.Module) -> torch.nn.Module:
         plain = AutoModelForCausalLM.from_config(llm.get_base_model().config)
     plain.to(device=like.device, dtype=like.dtype)
     plain.load_state_dict(dict(merged_llm_weights(llm)), strict=True)
-    return plain.eval().requires_grad_(False)
+    return cast_once_per_autocast(plain.eval())
 
 
 @contextlib.contextmanager
@@ -72,10 +75,7 @@ def lora_merged(model):
     if not is_peft(llm):
         yield model
         return
-    # Frozen, the copy's weights would be cast to bf16 again at every decoding step under bf16
-    # autocast, which keeps one cast per block only of leaf tensors that require grad. Decoding
-    # runs without autograd, so nothing accumulates in them.
-    model.llm = merged_llm(llm).requires_grad_(True)
+    model.llm = merged_llm(llm)
     try:
         yield model
     finally:

@@ -55,3 +55,18 @@ def store_frozen_llm_in(model, dtype: torch.dtype) -> None:
     for param in model.llm.parameters():
         if not param.requires_grad and param.is_floating_point():
             param.data = param.data.to(dtype)
+
+
+def cast_once_per_autocast(module: torch.nn.Module) -> torch.nn.Module:
+    """`module` with every floating-point parameter requiring grad, for a copy that only decodes,
+    without autograd (under `torch.no_grad` nothing accumulates in them).
+
+    Autocast keeps its 16-bit cast of a weight for the rest of the autocast block only when the
+    weight is a leaf that requires grad; a frozen copy's weights are cast again at every call,
+    that is at every token step of decoding. Greedy validation of 48 utterances through the
+    `cpu` size's merged LLM copy took 23-27 s that way and 13-16 s this way (2 CPU cores), with
+    the same transcripts."""
+    for param in module.parameters():
+        if param.is_floating_point():
+            param.requires_grad_(True)
+    return module

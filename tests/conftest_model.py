@@ -36,3 +36,15 @@ def tiny_model(texts=("hello world", "我们明天开会"), chunk_frames: int = 
     vocab = CTCVocab.build(tokenizer, list(texts))
     torch.manual_seed(seed)
     return FunASRModel(config, copy.deepcopy(llm), tokenizer, vocab).eval()
+
+
+def weight_casts_under_bf16(llm: torch.nn.Module, run) -> int:
+    """How many times `run()`, under bf16 autocast, casts a tensor shaped like one of `llm`'s
+    linear weights: once per weight when autocast keeps its casts for the block, once per weight
+    and call (token step) when it cannot."""
+    shapes = [list(m.weight.shape) for m in llm.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.autocast("cpu", dtype=torch.bfloat16), \
+            torch.profiler.profile(record_shapes=True) as prof:
+        run()
+    return sum(1 for e in prof.events()
+               if e.name == "aten::_to_copy" and e.input_shapes and e.input_shapes[0] in shapes)

@@ -164,6 +164,25 @@ def test_a_lora_policys_rollout_copy_lives_where_the_policy_does(random_model):
     assert {p.device for p in engine.llm.parameters()} == {next(model.llm.parameters()).device}
 
 
+def test_rollouts_in_a_bf16_run_cast_each_weight_once_not_at_every_token(random_model):
+    """A bf16 GRPO run samples under autocast: the engine's private copy must let autocast keep
+    one cast per weight for the step (a frozen copy is cast again at every token)."""
+    from tests.conftest_model import weight_casts_under_bf16
+
+    engine = TransformersRollout(random_model.llm, random_model.tokenizer)
+    prompts = prompt_batch(random_model, encode_batch(random_model, noise_utterances(2)))
+    linears = sum(isinstance(m, torch.nn.Linear) for m in engine.llm.modules())
+    tokens = []
+
+    def sample():
+        tokens.append(engine.generate(prompts, SamplingConfig(n=2, max_new_tokens=6, seed=1))
+                      .tokens.shape[1])
+
+    assert 0 < weight_casts_under_bf16(engine.llm, sample) <= linears and tokens[-1] >= 3
+    engine.llm.requires_grad_(False)  # the failure this guards against
+    assert weight_casts_under_bf16(engine.llm, sample) >= tokens[-1] * linears
+
+
 def test_vllm_requests_carry_the_unpadded_prompts():
     embeds = torch.randn(2, 5, 8)
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from funfactory.errors import FunfactoryError, MissingAssetError
 from funfactory.model.llm import stop_token_ids
 from funfactory.model.lora import merged_llm, merged_llm_weights
+from funfactory.model.precision import cast_once_per_autocast
 
 
 @dataclass
@@ -136,7 +137,8 @@ class TransformersRollout:
 
     def __init__(self, llm: torch.nn.Module, tokenizer):
         plain = merged_llm(llm)  # a fresh model already where `llm` has adapters
-        self.llm = (copy.deepcopy(plain) if plain is llm else plain).eval().requires_grad_(False)
+        # generation runs without autograd; in a bf16 run each weight is cast once per step
+        self.llm = cast_once_per_autocast((copy.deepcopy(plain) if plain is llm else plain).eval())
         # transformers >= 5.20 names the KV cache `cache`; earlier releases `past_key_values`.
         parameters = inspect.signature(self.llm.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
