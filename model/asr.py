@@ -42,6 +42,7 @@ from funfactory.model.encoder import AudioEncoder
 from funfactory.model.encoding_cache import encode_frozen
 from funfactory.model.masking import mask_encoder_output
 from funfactory.model.frontend import Frontend
+from funfactory.model.hf_lock import HF_LOCK
 from funfactory.model.llm import (IGNORE_INDEX, LLMInputs, Prompt, PromptTemplate, build_llm_inputs,
                                   load_llm, resolve_llm_path)
 from funfactory.model.whisper import (WHISPER_FRAME_SECONDS, WhisperEncoder, WhisperFrontend,
@@ -273,6 +274,6 @@ def meta_model(config: ModelConfig, ctc_vocab_size: int = 8000) -> FunASRModel:
 
     if config.ctc_vocab_size <= 0:
         config = dataclasses.replace(config, ctc_vocab_size=ctc_vocab_size)
-    with torch.device("meta"):
+    with HF_LOCK, torch.device("meta"):
         llm = AutoModelForCausalLM.from_config(qwen3_config(config.llm))
         return FunASRModel(config, llm)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from funfactory.errors import FunfactoryError, MissingAssetError
+from funfactory.model.hf_lock import HF_LOCK
 
 IGNORE_INDEX = -100
 AUDIO_PLACEHOLDER = "<audio>"
@@ -52,7 +53,8 @@ def load_llm(path: str | Path, dtype: torch.dtype = torch.float32):
         raise MissingAssetError(
             f"LLM folder {folder} has no config.json: give a local causal-LM checkpoint folder "
             "(build a tiny one with `python -m funfactory.model.tiny_llm DIR`)")
-    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+    with HF_LOCK:
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     return model, tokenizer
 

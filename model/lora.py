@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import torch
 
+from funfactory.model.hf_lock import HF_LOCK
 from funfactory.model.precision import cast_once_per_autocast
 
 
@@ -60,7 +61,7 @@ def merged_llm(llm: torch.nn.Module) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
     like = next(llm.parameters())
-    with torch.random.fork_rng(devices=[]):  # its random init is overwritten: leave the RNG be
+    with HF_LOCK, torch.random.fork_rng(devices=[]):  # its init is overwritten: leave the RNG be
         plain = AutoModelForCausalLM.from_config(llm.get_base_model().config)
     plain.to(device=like.device, dtype=like.dtype)
     plain.load_state_dict(dict(merged_llm_weights(llm)), strict=True)

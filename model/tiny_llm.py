@@ -83,8 +83,11 @@ def build_tiny_llm(out_dir: str | Path, seed: int = 0, **config_overrides) -> Pa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = tiny_qwen3_config(**config_overrides)
+    from funfactory.model.hf_lock import HF_LOCK
+
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
+    with HF_LOCK:
+        model = AutoModelForCausalLM.from_config(config)
     model.generation_config.eos_token_id = [151645, 151643]
     model.generation_config.pad_token_id = 151643
     model.save_pretrained(out, safe_serialization=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from funfactory.errors import MissingAssetError
 from funfactory.asr.base import AsrBackend, Transcript, cpu_threads
+from funfactory.model.hf_lock import HF_LOCK
 
 
 class TransformersBackend(AsrBackend):
@@ -33,8 +34,9 @@ class TransformersBackend(AsrBackend):
         import torch
         from transformers import pipeline
         torch.set_num_threads(cpu_threads(self.threads or 1))
-        self.pipe = pipeline("automatic-speech-recognition", model=str(self.model_dir),
-                             device=-1)
+        with HF_LOCK:
+            self.pipe = pipeline("automatic-speech-recognition", model=str(self.model_dir),
+                                 device=-1)
         self._is_whisper = "whisper" in type(self.pipe.model).__name__.lower()
 
     def _transcribe(self, audios, languages, word_timestamps):

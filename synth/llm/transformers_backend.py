@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from funfactory.errors import FunfactoryError, MissingAssetError
+from funfactory.model.hf_lock import HF_LOCK
 from funfactory.synth.llm.base import Completion, GenerationParams, LLMBackend, Request, cut_at_stop
 from funfactory.cache import cache_root, file_lock
 
@@ -102,7 +103,7 @@ def packaged_model_dir(name: str) -> Path:
 
         gguf = _packaged_gguf(name)
         log.info("converting %s from GGUF (once; 30-80 s)", gguf)
-        with _one_gguf_parse():
+        with HF_LOCK, _one_gguf_parse():
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(
                 str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
@@ -150,7 +151,8 @@ class TransformersBackend(LLMBackend):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.engine = AutoModelForCausalLM.from_pretrained(str(self.folder), dtype=torch.float32)
+        with HF_LOCK:
+            self.engine = AutoModelForCausalLM.from_pretrained(str(self.folder), dtype=torch.float32)
         self.engine.to(device).eval()
 
     def describe(self) -> dict:
