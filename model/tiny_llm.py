@@ -80,11 +80,11 @@ def build_tiny_llm(out_dir: str | Path, seed: int = 0, **config_overrides) -> Pa
     import torch
     from transformers import AutoModelForCausalLM
 
+    from funfactory.model.hf_lock import HF_LOCK
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = tiny_qwen3_config(**config_overrides)
-    from funfactory.model.hf_lock import HF_LOCK
-
     torch.manual_seed(seed)
     with HF_LOCK:
         model = AutoModelForCausalLM.from_config(config)
