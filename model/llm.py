@@ -187,8 +187,11 @@ def generate(llm, tokenizer, inputs: LLMInputs, max_new_tokens: int | Sequence[i
     `max_new_tokens` (one number, or one per input); with `num_return_sequences` samples, those
     of each input are consecutive, and the prompt is run through the LLM once for all of them (its
     keys and values copied per sample: the prompt, mostly audio tokens, is most of the work). A
-    `seed` fixes the samples without touching the caller's random state."""
-    from transformers import GenerationConfig, StoppingCriteriaList
+    `seed` fixes the samples without touching the caller's random state. Sampled tokens are drawn
+    by `model/sampling.py` (one uniform number per row), which greedy search then emits."""
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+    from funfactory.model.sampling import SampledToken
 
     rows = inputs.inputs_embeds.shape[0]
     limits = torch.as_tensor(max_new_tokens, dtype=torch.long).expand(rows)
@@ -196,24 +199,25 @@ def generate(llm, tokenizer, inputs: LLMInputs, max_new_tokens: int | Sequence[i
         raise FunfactoryError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     stops = stop_token_ids(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[-1]
-    config = GenerationConfig(
-        max_new_tokens=int(limits.max()), do_sample=do_sample, eos_token_id=stops,
-        pad_token_id=pad, **({"temperature": temperature, "top_p": top_p, "top_k": top_k}
-                             if do_sample else {}))
+    config = GenerationConfig(max_new_tokens=int(limits.max()), do_sample=False,
+                              eos_token_id=stops, pad_token_id=pad)
     if inputs.attention_mask[:, -1].min() == 0:
         raise FunfactoryError("generation needs left-padded inputs: build_llm_inputs(padding_side='left')")
     embeds, mask, cache = inputs.inputs_embeds, inputs.attention_mask, None
-    with torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
+    processors = LogitsProcessorList()
+    if do_sample:
+        generator = None if seed is None else \
+            torch.Generator(device=embeds.device).manual_seed(seed)
+        processors.append(SampledToken(temperature, top_k, top_p, generator))
+    with torch.no_grad():
         if num_return_sequences > 1:
             cache = _prefill(llm, embeds[:, :-1], mask[:, :-1])
             cache.batch_repeat_interleave(num_return_sequences)
             embeds = embeds.repeat_interleave(num_return_sequences, dim=0)
             mask = mask.repeat_interleave(num_return_sequences, dim=0)
             limits = limits.repeat_interleave(num_return_sequences)
-        if seed is not None:
-            torch.manual_seed(seed)
         out = llm.generate(inputs_embeds=embeds, attention_mask=mask, cache=cache,
-                           generation_config=config,
+                           generation_config=config, logits_processor=processors,
                            stopping_criteria=StoppingCriteriaList([_RowBudget(limits)]))
     texts = []
     for row in out.tolist():

@@ -120,25 +120,42 @@ def _texts(model, rows: list[list[int]]) -> list[str]:
 
 
 def test_samples_share_one_prefill_and_equal_transformers_own_expansion():
-    from transformers import GenerationConfig
+    """Samples from one shared prompt prefill equal transformers' own generation on the prompt
+    rows repeated, drawing with the same sampler and seed."""
+    from transformers import GenerationConfig, LogitsProcessorList
 
     from funfactory.model.llm import stop_token_ids
+    from funfactory.model.sampling import SampledToken
 
     model = tiny_model()
     _, inputs = _noise_batch(model, [12000 + 5000 * k for k in range(3)])
     ours = generate(model.llm, model.tokenizer, inputs, max_new_tokens=5, do_sample=True,
                     temperature=1.5, seed=3, num_return_sequences=4)
     stops = stop_token_ids(model.tokenizer)
-    config = GenerationConfig(max_new_tokens=5, do_sample=True, temperature=1.5, top_k=0,
-                              top_p=1.0, num_return_sequences=4, eos_token_id=stops,
+    config = GenerationConfig(max_new_tokens=5, do_sample=False, eos_token_id=stops,
                               pad_token_id=model.tokenizer.pad_token_id)
-    torch.manual_seed(3)
+    sampler = SampledToken(1.5, 0, 1.0, torch.Generator().manual_seed(3))
     with torch.no_grad():
-        out = model.llm.generate(inputs_embeds=inputs.inputs_embeds,
-                                 attention_mask=inputs.attention_mask, generation_config=config)
+        out = model.llm.generate(inputs_embeds=inputs.inputs_embeds.repeat_interleave(4, dim=0),
+                                 attention_mask=inputs.attention_mask.repeat_interleave(4, dim=0),
+                                 generation_config=config,
+                                 logits_processor=LogitsProcessorList([sampler]))
     theirs = _texts(model, out.tolist())
     assert len(ours) == 12 and len(set(ours)) > 1
     assert ours == theirs
+
+
+def test_sampled_candidates_follow_the_seed_and_near_zero_temperature_is_greedy():
+    model = tiny_model()
+    _, inputs = _noise_batch(model, [12000, 20000])
+    sample = lambda seed, t: generate(model.llm, model.tokenizer, inputs,  # noqa: E731
+                                      max_new_tokens=6, do_sample=True, temperature=t, seed=seed,
+                                      num_return_sequences=3)
+    first = sample(3, 1.5)
+    assert sample(3, 1.5) == first and len(set(first)) > 1
+    assert sample(4, 1.5) != first
+    greedy = generate(model.llm, model.tokenizer, inputs, max_new_tokens=6)
+    assert sample(3, 1e-4) == [g for g in greedy for _ in range(3)]
 
 
 def test_each_row_stops_at_its_own_token_budget():

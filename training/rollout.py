@@ -47,6 +47,7 @@ from funfactory.errors import FunfactoryError, MissingAssetError
 from funfactory.model.llm import stop_token_ids
 from funfactory.model.lora import merged_llm, merged_llm_weights
 from funfactory.model.precision import cast_once_per_autocast
+from funfactory.model.sampling import draw, warp_logits
 
 
 @dataclass
@@ -117,21 +118,6 @@ def response_logprobs(llm: torch.nn.Module, prompts: PromptBatch, tokens: torch.
     return picked * response_mask.to(picked.dtype)
 
 
-def _apply_sampling(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
-    """Temperature, top-k and top-p processed log-probabilities to draw from."""
-    logits = logits / sampling.temperature
-    if sampling.top_k > 0:
-        kth = torch.topk(logits, min(sampling.top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if sampling.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cumulative - sorted_logits.softmax(-1) >= sampling.top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    return F.log_softmax(logits, dim=-1)
-
-
 class TransformersRollout:
     """A rollout engine on a private copy of a transformers causal LM."""
 
@@ -181,8 +167,9 @@ class TransformersRollout:
                 processed = F.log_softmax(logits, -1)
                 token = logits.argmax(-1)
             else:
-                processed = _apply_sampling(logits, sampling)
-                token = torch.multinomial(processed.exp(), 1, generator=generator).squeeze(1)
+                processed = warp_logits(logits, sampling.temperature, sampling.top_k,
+                                        sampling.top_p)
+                token = draw(processed, generator)
             token = torch.where(done, torch.full_like(token, self.pad), token)
             tokens.append(token)
             logprobs.append(processed.gather(1, token[:, None]).squeeze(1).masked_fill(done, 0.0))
