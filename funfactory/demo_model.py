@@ -28,12 +28,6 @@ RUNS = (
     ("cpu-llm", "hypothesis_lora", 160, 2e-3, 80, 16),
 )
 VAL_UTTERANCES = 48
-# LoRA over the frozen LLM trains in fp32. Under bf16 autocast with the frozen weights kept in
-# fp32 its steps ran slower (0.33 steps/s against about 0.45 in fp32, on an AMX CPU). With them
-# stored in bf16 (the trainer's `store_frozen_llm_in`) the measurements disagreed: 0.47 against
-# 0.40 steps/s in one hour (four alternating 40-step runs), slower than fp32 in another (60-step
-# runs validating every 20); the CTC head and decoding gain from bf16 ("auto").
-LLM_PRECISION = "fp32"
 
 
 def write_config(run, name: str, stage: str, streams: list[dict], model: dict, steps: int,
@@ -48,7 +42,7 @@ def write_config(run, name: str, stage: str, streams: list[dict], model: dict, s
                       "save_every": steps, "val_every": every, "log_every": log_every,
                       "val_shards": val_shards, "val_max_utterances": val_utterances,
                       "decode_method": "ctc" if stage == "ctc" else "llm", "threads": 2,
-                      "precision": LLM_PRECISION if stage != "ctc" else "auto",
+                      "precision": "auto",
                       "seed": run.seed}}
     path = run.path("configs", f"{name}.yaml")
     path.parent.mkdir(parents=True, exist_ok=True)

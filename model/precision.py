@@ -70,3 +70,37 @@ def cast_once_per_autocast(module: torch.nn.Module) -> torch.nn.Module:
         if param.is_floating_point():
             param.requires_grad_(True)
     return module
+
+
+FP32_CPU_ATTENTION = "sdpa_fp32_on_cpu"  # the attention implementation `attention_in_fp32_on_cpu` sets
+
+
+def _sdpa_fp32_on_cpu(module, query, key, value, attention_mask, **kwargs):
+    """transformers' SDPA attention, run in fp32 when autograd records it on a CPU in 16 bits."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if not (query.device.type == "cpu" and query.dtype in (torch.bfloat16, torch.float16)
+            and torch.is_grad_enabled()):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    if attention_mask is not None and attention_mask.is_floating_point():
+        attention_mask = attention_mask.float()
+    with torch.autocast("cpu", enabled=False):
+        out, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(),
+                                              attention_mask, **kwargs)
+    return out.to(query.dtype), weights
+
+
+def attention_in_fp32_on_cpu(llm) -> None:
+    """Make `llm` (a transformers model, or a peft model around one) compute attention in fp32
+    wherever it trains on a CPU under 16-bit autocast; elsewhere (CUDA, decoding) it stays
+    transformers' SDPA.
+
+    PyTorch's CPU flash attention runs its backward about 3.7 times slower in bf16 than in fp32
+    (SmolLM2-135M LoRA steps on a 2-core AMX CPU: 244 against 66 ms a step), which cancelled what
+    bf16 matmuls gained there. With attention in fp32, those steps ran 30 % faster than in fp32
+    throughout, against 17 % with bf16 attention."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(FP32_CPU_ATTENTION, _sdpa_fp32_on_cpu)
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    base.set_attn_implementation(FP32_CPU_ATTENTION)

@@ -6,7 +6,7 @@ from funfactory.model.adaptor import Adaptor
 from funfactory.model.configs import model_config
 from funfactory.model.ctc import CTCVocab, ctc_greedy
 from funfactory.model.encoder import AudioEncoder
-from funfactory.model.llm import IGNORE_INDEX, Prompt, PromptTemplate
+from funfactory.model.llm import IGNORE_INDEX, TRAIN_LENGTH_MULTIPLE, LLMInputs, Prompt, PromptTemplate
 from funfactory.model.transformer import attention_mask
 from tests.conftest_model import tiny_model
 
@@ -114,6 +114,16 @@ def test_llm_inputs_splice_audio_and_train_only_the_transcript():
                                        embed(torch.tensor(trained)))
     assert right.attention_mask.sum(1).tolist() == left.attention_mask.sum(1).tolist()
     assert right.attention_mask[:, 0].all() and left.attention_mask[:, -1].all()
+    # training rows are padded to a multiple of TRAIN_LENGTH_MULTIPLE, and only so far
+    longest = int(right.attention_mask.sum(1).max())
+    assert longest % TRAIN_LENGTH_MULTIPLE  # so this case pads
+    assert right.inputs_embeds.shape[1] == -(-longest // TRAIN_LENGTH_MULTIPLE) * TRAIN_LENGTH_MULTIPLE
+    cropped = LLMInputs(right.inputs_embeds[:, :longest], right.attention_mask[:, :longest],
+                        right.labels[:, :longest], right.audio_spans)
+    with torch.no_grad():  # the padding changes no loss
+        torch.testing.assert_close(model._llm_loss(right), model._llm_loss(cropped))
+    assert model.build_llm_inputs(audio, audio_lengths, prompts).inputs_embeds.shape[1] \
+        == int(model.build_llm_inputs(audio, audio_lengths, prompts).attention_mask.sum(1).max())
     prompt_text = model.tokenizer.decode(right.labels.new_tensor(
         model.tokenizer.encode(model.template.split(prompts[0])[0], add_special_tokens=False)))
     assert "Hotwords: Kubernetes" in prompt_text and "CTC hypothesis: hello" in prompt_text

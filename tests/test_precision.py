@@ -27,6 +27,7 @@ def test_a_bf16_lora_run_stores_the_frozen_llm_in_bf16_and_saves_fp32_merged_wei
     fp32 (the adapters' updates are finer than bf16 could hold)."""
     from safetensors.torch import load_file
 
+    from funfactory.model.precision import FP32_CPU_ATTENTION
     from funfactory.model.tiny_llm import cached_tiny_llm
     from funfactory.training.loader import StreamingLoader
     from funfactory.training.runner import build_task
@@ -38,6 +39,7 @@ def test_a_bf16_lora_run_stores_the_frozen_llm_in_bf16_and_saves_fp32_merged_wei
                         max_steps=2, precision="bf16", save_every=2)
     task = build_task("sft", config)
     trainer = Trainer(config, task, StreamingLoader(config.data, 0, 1))
+    assert task.model.llm.get_base_model().config._attn_implementation == FP32_CPU_ATTENTION
     llm = dict(task.model.llm.named_parameters())
     assert {p.dtype for p in llm.values() if p.requires_grad} == {torch.float32}
     assert {p.dtype for p in llm.values() if not p.requires_grad} == {torch.bfloat16}
@@ -51,3 +53,32 @@ def test_a_bf16_lora_run_stores_the_frozen_llm_in_bf16_and_saves_fp32_merged_wei
     assert merged.dtype == torch.float32
     assert not torch.equal(merged, base)  # the adapter moved it
     assert not torch.equal(merged, merged.to(torch.bfloat16).float())  # finer than bf16
+
+
+def test_attention_trains_in_fp32_on_a_cpu_and_decodes_as_sdpa():
+    """Under bf16 autocast with autograd on a CPU, attention equals SDPA on the fp32 inputs
+    (bf16 SDPA differs), gradients included; without autograd it is SDPA itself."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from funfactory.model.precision import _sdpa_fp32_on_cpu
+
+    module = torch.nn.Module()
+    module.is_causal, module.num_key_value_groups = True, 1
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 17, 16, generator=gen).bfloat16().requires_grad_()
+               for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, _ = _sdpa_fp32_on_cpu(module, q, k, v, None)
+        plain, _ = sdpa_attention_forward(module, q, k, v, None)
+    q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
+    reference, _ = sdpa_attention_forward(module, q32, k32, v32, None)
+    assert ours.dtype == torch.bfloat16
+    assert torch.equal(ours, reference.to(torch.bfloat16))
+    assert not torch.equal(plain, ours)
+    ours.float().sum().backward()
+    reference.sum().backward()
+    for mine, theirs in ((q, q32), (k, k32), (v, v32)):
+        assert torch.equal(mine.grad, theirs.grad.to(torch.bfloat16))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(_sdpa_fp32_on_cpu(module, q, k, v, None)[0],
+                           sdpa_attention_forward(module, q, k, v, None)[0])

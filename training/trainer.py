@@ -46,7 +46,8 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from funfactory.errors import FunfactoryError
-from funfactory.model.precision import autocast_dtype, store_frozen_llm_in
+from funfactory.model.precision import (attention_in_fp32_on_cpu, autocast_dtype,
+                                         store_frozen_llm_in)
 from funfactory.training.config import OptimConfig, RunConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -377,10 +378,12 @@ class Trainer:
         self.info = info or DistInfo(device=resolve_device(config.run.device))
         self.out_dir = Path(self.run.out_dir)
         self.dtype = autocast_dtype(self.run.precision, self.info.device)
-        # else autocast recasts the frozen LLM every step; FSDP2 wants one dtype per layer's group
-        if (self.dtype is not None and hasattr(task.model, "llm")
-                and not (self.info.distributed and self.run.distributed == "fsdp")):
-            store_frozen_llm_in(task.model, self.dtype)
+        if self.dtype is not None and hasattr(task.model, "llm"):
+            # else autocast recasts the frozen LLM every step; FSDP2 wants one dtype per group
+            if not (self.info.distributed and self.run.distributed == "fsdp"):
+                store_frozen_llm_in(task.model, self.dtype)
+            if self.info.device.type == "cpu":
+                attention_in_fp32_on_cpu(task.model.llm)
         self.model = wrap_model(task.model, self.info, self.run.distributed)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.run.max_steps)
